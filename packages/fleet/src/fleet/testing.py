@@ -1,0 +1,112 @@
+"""Test helpers: real servers on loopback, for this repo's tests and each service's own.
+
+Dev-only (the fleet package never ships in a Lambda artifact).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx2 as httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+MCP_HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json, text/event-stream",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread on a free loopback port; yield its base URL."""
+    sock = socket.socket()
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def wait_for_http(
+    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll `url` until it answers 200 (or the process dies, or time runs out)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with code {process.returncode} before {url} answered"
+            )
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError as exc:
+            last_error = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s (last error: {last_error})")
+
+
+@contextlib.contextmanager
+def run_script(
+    script: Path, health_path: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start a service the way Lambda does (its run.sh with $PORT); yield (base URL, process)."""
+    port = free_port()
+    full_env = {**os.environ, **(env or {}), "PORT": str(port)}
+    process = subprocess.Popen(  # noqa: S603 - the repo's own run.sh
+        [str(script)], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + health_path, timeout=timeout, process=process)
+        yield base, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def write_tools_package(root: Path, package: str, modules: Mapping[str, str]) -> str:
+    """Write a throwaway tools package (`{module name: source}`) under `root`; return its name.
+
+    The caller puts `root` on sys.path (pytest's monkeypatch.syspath_prepend).
+    """
+    package_dir = root / package
+    package_dir.mkdir(parents=True)
+    (package_dir / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (package_dir / f"{module}.py").write_text(source)
+    return package

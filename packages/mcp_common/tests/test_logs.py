@@ -1,0 +1,115 @@
+"""Structured logs: JSON lines, one per MCP request, tracebacks kept out of responses."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx2 as httpx
+import pytest
+
+from fleet.testing import MCP_HEADERS
+from mcp_common.logs import JsonFormatter, lambda_request_ids
+
+LAMBDA_HEADERS = {
+    "x-amzn-lambda-context": json.dumps({"request_id": "lambda-req-123", "deadline": 1}),
+    "x-amzn-request-context": json.dumps({"requestId": "apigw-req-456", "stage": "prod"}),
+}
+
+
+def call(url: str, name: str, arguments: dict, headers: dict | None = None) -> httpx.Response:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+    return httpx.post(f"{url}/sample/mcp", json=body, headers={**MCP_HEADERS, **(headers or {})})
+
+
+def test_formatter_writes_one_json_object_per_record():
+    record = logging.LogRecord("x.y", logging.WARNING, __file__, 1, "hello %s", ("world",), None)
+    record.service = "math"
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING"
+    assert entry["logger"] == "x.y"
+    assert entry["message"] == "hello world"
+    assert entry["service"] == "math"
+    assert entry["time"].endswith("Z")
+
+
+def test_formatter_keeps_the_traceback_in_one_line():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    entry = json.loads(JsonFormatter().format(record))
+    assert "Traceback" in entry["exception"]
+    assert "ValueError: boom" in entry["exception"]
+
+
+def test_one_line_per_tool_call_with_lambda_ids(sample_url, log_lines):
+    response = call(sample_url, "echo", {"text": "x"}, LAMBDA_HEADERS)
+    assert response.status_code == 200
+    [line] = log_lines.requests()
+    assert line["service"] == "sample"
+    assert line["mcp_method"] == "tools/call"
+    assert line["tool"] == "echo"
+    assert line["outcome"] == "ok"
+    assert line["lambda_request_id"] == "lambda-req-123"
+    assert line["apigw_request_id"] == "apigw-req-456"
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] >= 0
+
+
+def test_tool_error_outcome(sample_url, log_lines):
+    call(sample_url, "refuse", {"reason": "nope"})
+    [line] = log_lines.requests()
+    assert line["outcome"] == "tool_error"
+    assert line["error"] == "refused: nope"
+
+
+def test_crash_traceback_goes_to_the_log_only(sample_url, log_lines):
+    response = call(sample_url, "crash", {})
+    assert "hunter2" not in response.text
+    [line] = log_lines.requests()
+    assert line["outcome"] == "tool_error"
+    tracebacks = [entry for entry in log_lines.entries() if "exception" in entry]
+    assert tracebacks, "the tool's traceback must be logged"
+    assert "RuntimeError" in tracebacks[0]["exception"]
+
+
+def test_unknown_tool_is_a_protocol_error(sample_url, log_lines):
+    call(sample_url, "nope", {})
+    [line] = log_lines.requests()
+    assert line["outcome"] == "protocol_error"
+    assert line["tool"] == "nope"
+
+
+def test_transport_rejections_are_logged_as_protocol_errors(sample_url, log_lines):
+    httpx.post(f"{sample_url}/sample/mcp", content="{bad", headers=MCP_HEADERS)
+    [line] = log_lines.requests()
+    assert line["outcome"] == "protocol_error"
+    assert line["http_status"] == 400
+
+
+def test_health_is_not_an_mcp_request(sample_url, log_lines):
+    httpx.get(f"{sample_url}/sample/health")
+    assert log_lines.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, (None, None)),
+        ({b"x-amzn-lambda-context": b"not json"}, (None, None)),
+        ({b"x-amzn-lambda-context": b"[1, 2]"}, (None, None)),
+        ({b"x-amzn-request-context": b'{"requestId": "r"}'}, (None, "r")),
+    ],
+)
+def test_lambda_request_ids_tolerate_odd_headers(headers, expected):
+    assert lambda_request_ids(headers) == expected

@@ -1,0 +1,57 @@
+"""Fleet-level invariants of the workspace: what ships, what stays dev-only, how services start."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+from fleet.workspace import find_root, service_dirs
+
+ROOT = find_root(Path(__file__).parent)
+DEV_ONLY = {"fleet", "pytest", "ruff", "moto", "aws-sam-cli", "hypothesis", "cfn-lint"}
+
+
+def _lock_packages() -> dict[str, dict]:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    return {package["name"]: package for package in lock["package"]}
+
+
+def runtime_closure(name: str) -> set[str]:
+    """Every package `name` needs at run time, from uv.lock (dev groups excluded)."""
+    packages = _lock_packages()
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        pending.extend(dep["name"] for dep in packages[current].get("dependencies", []))
+    return seen
+
+
+SHIPPED = ["mcp-common", *(f"{service.name}-service" for service in service_dirs(ROOT))]
+
+
+@pytest.mark.parametrize("package", SHIPPED)
+def test_dev_tooling_never_ships(package):
+    assert runtime_closure(package) & DEV_ONLY == set()
+
+
+def test_requires_python_accepts_the_machine_and_lambda():
+    for pyproject in ROOT.glob("**/pyproject.toml"):
+        if ".venv" in pyproject.parts:
+            continue
+        spec = tomllib.loads(pyproject.read_text())["project"]["requires-python"]
+        assert spec == ">=3.11", f"{pyproject}: {spec}"
+
+
+@pytest.mark.parametrize("service", service_dirs(ROOT), ids=lambda service: service.name)
+def test_each_service_has_an_executable_run_sh_for_its_package(service):
+    run_sh = service.path / "run.sh"
+    assert os.access(run_sh, os.X_OK)
+    assert f"exec python -m {service.package}" in run_sh.read_text()
+    assert (service.package_dir / "__main__.py").is_file()
+    assert service.load_spec().name == service.name
