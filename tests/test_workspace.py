@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from fleet.workspace import find_root, service_dirs
 
 ROOT = find_root(Path(__file__).parent)
