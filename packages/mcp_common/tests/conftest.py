@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleet.testing import serve, write_tools_package
+from fleet.testing import app_settings, serve, write_tools_package
 from mcp_common.app import create_app
 from mcp_common.logs import JsonFormatter
 from mcp_common.service import ServiceSpec
@@ -33,6 +33,15 @@ def refuse(reason: str) -> str:
 
 
 @tool
+def sleepy(seconds: float) -> str:
+    """Block a worker thread, the way a slow synchronous tool does."""
+    import time
+
+    time.sleep(seconds)
+    return "awake"
+
+
+@tool
 def crash() -> str:
     """Fail the way a bug does."""
     raise RuntimeError("internal detail: db password is hunter2")
@@ -49,8 +58,8 @@ def sample_spec(tmp_path_factory: pytest.TempPathFactory) -> ServiceSpec:
 
 @pytest.fixture(scope="session")
 def sample_url(sample_spec: ServiceSpec) -> Iterator[str]:
-    """Base URL of the sample service served by uvicorn on a free loopback port."""
-    with serve(create_app(sample_spec)) as base:
+    """Base URL of the sample service (no auth) served by uvicorn on a free loopback port."""
+    with serve(create_app(sample_spec, app_settings(MCP_AUTH="none"))) as base:
         yield base
 
 

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastmcp import FastMCP
+
+from mcp_common.service import ServiceSpec
 
 
 def _summary(description: str | None) -> str:
     return (description or "").strip().split("\n", 1)[0]
 
 
-async def service_entry(name: str, version: str, server: FastMCP, base_url: str) -> dict[str, Any]:
-    tools = await server.list_tools()
-    return {
-        "name": name,
-        "version": version,
-        "mcp_url": f"{base_url}/{name}/mcp",
-        "health_url": f"{base_url}/{name}/health",
-        "tools": [{"name": tool.name, "description": _summary(tool.description)} for tool in tools],
-    }
+async def fleet_catalog(
+    servers: Sequence[tuple[ServiceSpec, FastMCP]], base_url: str
+) -> dict[str, Any]:
+    """Each service's name, version, URLs and tools, as `GET /` on `fleet dev` answers."""
+    services = []
+    for spec, server in servers:
+        tools = await server.list_tools()
+        services.append(
+            {
+                "name": spec.name,
+                "version": spec.version,
+                "mcp_url": f"{base_url}{spec.mcp_path}",
+                "health_url": f"{base_url}{spec.health_path}",
+                "tools": [
+                    {"name": tool.name, "description": _summary(tool.description)} for tool in tools
+                ],
+            }
+        )
+    return {"services": services}
 
 
 def render_table(catalog: dict[str, Any]) -> str:

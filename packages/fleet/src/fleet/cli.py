@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from fleet import keys
 from fleet.workspace import FleetError, find_root, service_dirs
 
 Handler = Callable[[argparse.Namespace], int]
@@ -17,13 +18,11 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fleet.dev import build_fleet_app
-    from mcp_common.settings import RuntimeSettings
 
     services = service_dirs(find_root())
     if not services:
         raise FleetError("no services under services/; create one with `fleet new <name>`")
-    runtime = RuntimeSettings()
-    app = build_fleet_app(services, runtime)
+    app = build_fleet_app(services)
     base = f"http://{args.host}:{args.port}"
     for service in services:
         print(f"  {service.name:<12} {base}/{service.name}/mcp", flush=True)
@@ -33,11 +32,12 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from fleet.catalog import render_table
-    from fleet.dev import build_fleet_app
+    from fleet.catalog import fleet_catalog, render_table
+    from mcp_common.app import build_server
 
-    app = build_fleet_app(service_dirs(find_root()))
-    catalog = asyncio.run(app.catalog(args.base_url.rstrip("/")))
+    specs = [service.load_spec() for service in service_dirs(find_root())]
+    servers = [(spec, build_server(spec)) for spec in specs]
+    catalog = asyncio.run(fleet_catalog(servers, args.base_url.rstrip("/")))
     print(json.dumps(catalog, indent=2) if args.json else render_table(catalog))
     return 0
 
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url", default="http://127.0.0.1:8080", help="base URL shown in the catalog"
     )
     listing.set_defaults(handler=_cmd_list)
+
+    keys.add_parser(commands)
     return parser
 
 
@@ -68,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FleetError as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # AWS and data errors are the user's to fix: say what failed, not where in our code.
+        if type(exc).__module__.split(".")[0] in {"botocore", "boto3", "pydantic_core"}:
+            print(f"fleet: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         return 130
 

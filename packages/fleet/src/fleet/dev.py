@@ -7,17 +7,16 @@ lifespans together.
 
 from __future__ import annotations
 
-import json
 from contextlib import AsyncExitStack
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from fleet.catalog import service_entry
+from fleet.catalog import fleet_catalog
 from fleet.workspace import ServiceDir
-from mcp_common.app import create_app
-from mcp_common.settings import RuntimeSettings
+from mcp_common.app import AppSettings, create_app
 
 WELL_KNOWN = ".well-known"
 
@@ -29,11 +28,8 @@ class FleetApp:
         self.apps = apps
 
     async def catalog(self, base_url: str) -> dict[str, Any]:
-        services = []
-        for name, app in self.apps.items():
-            spec = app.state.service
-            services.append(await service_entry(name, spec.version, app.state.mcp_server, base_url))
-        return {"services": services}
+        servers = [(app.state.service, app.state.mcp_server) for app in self.apps.values()]
+        return await fleet_catalog(servers, base_url)
 
     def _service_for(self, path: str) -> str | None:
         parts = path.split("/")
@@ -51,15 +47,12 @@ class FleetApp:
         if scope["path"] == "/":
             host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
             body = await self.catalog(f"{scope.get('scheme', 'http')}://{host}")
-            await _send_json(send, 200, body)
+            await JSONResponse(body)(scope, receive, send)
             return
         app = self.apps.get(self._service_for(scope["path"]) or "")
         if app is None:
-            await _send_json(
-                send,
-                404,
-                {"error": "not found", "services": [f"/{name}/mcp" for name in self.apps]},
-            )
+            hint = {"error": "not found", "services": [f"/{name}/mcp" for name in self.apps]}
+            await JSONResponse(hint, status_code=404)(scope, receive, send)
             return
         await app(scope, receive, send)
 
@@ -78,24 +71,9 @@ class FleetApp:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-async def _send_json(send: Send, status: int, body: object) -> None:
-    payload = json.dumps(body, indent=2).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-def build_fleet_app(services: list[ServiceDir], runtime: RuntimeSettings | None = None) -> FleetApp:
-    """One app per service folder, through the same factory Lambda uses."""
-    runtime = runtime or RuntimeSettings()
+def build_fleet_app(services: list[ServiceDir], settings: AppSettings | None = None) -> FleetApp:
+    """One app per service folder, through the same factory (and settings) Lambda uses."""
+    settings = settings or AppSettings()
     return FleetApp(
-        {service.name: create_app(service.load_spec(), runtime) for service in services}
+        {service.name: create_app(service.load_spec(), settings) for service in services}
     )

@@ -18,6 +18,8 @@ import httpx2 as httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from mcp_common.app import AppSettings
+
 MCP_HEADERS = {
     "content-type": "application/json",
     "accept": "application/json, text/event-stream",
@@ -99,6 +101,15 @@ def run_script(
             process.wait()
 
 
+def app_settings(**env: str) -> AppSettings:
+    """App settings from explicit env-var values (`MCP_AUTH="none"`, ...), as the environment gives them."""
+    from mcp_common.settings import AuthSettings, HttpSettings, RuntimeSettings
+
+    return AppSettings(
+        runtime=RuntimeSettings(**env), http=HttpSettings(**env), auth=AuthSettings(**env)
+    )
+
+
 def write_tools_package(root: Path, package: str, modules: Mapping[str, str]) -> str:
     """Write a throwaway tools package (`{module name: source}`) under `root`; return its name.
 
@@ -110,3 +121,44 @@ def write_tools_package(root: Path, package: str, modules: Mapping[str, str]) ->
     for module, source in modules.items():
         (package_dir / f"{module}.py").write_text(source)
     return package
+
+
+class JwtIssuer:
+    """A throwaway OIDC-style issuer for tests: an RSA key, its JWKS, and signed tokens."""
+
+    def __init__(self, issuer: str = "https://issuer.test", kid: str = "test-key") -> None:
+        from joserfc.jwk import RSAKey
+
+        self.issuer = issuer
+        self.kid = kid
+        self.key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+
+    def jwks(self) -> dict:
+        return {"keys": [self.key.as_dict(private=False)]}
+
+    def token(self, *, lifetime: float = 300, signing_key: object = None, **claims: object) -> str:
+        """A signed RS256 token; `claims` override iss/exp/iat/sub (None removes a claim)."""
+        from joserfc import jwt
+
+        now = int(time.time())
+        payload: dict[str, object] = {
+            "iss": self.issuer,
+            "sub": "user-1",
+            "iat": now,
+            "exp": now + int(lifetime),
+        }
+        payload.update(claims)
+        payload = {key: value for key, value in payload.items() if value is not None}
+        header = {"alg": "RS256", "kid": self.kid}
+        return jwt.encode(header, payload, signing_key or self.key)
+
+    def jwks_app(self) -> ASGIApp:
+        """A Starlette app answering the JWKS at /.well-known/jwks.json."""
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def jwks(_: object) -> JSONResponse:
+            return JSONResponse(self.jwks())
+
+        return Starlette(routes=[Route("/.well-known/jwks.json", jwks)])

@@ -6,21 +6,40 @@ locally is what runs deployed: same routes, same middleware, same settings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from fastmcp import FastMCP
+from fastmcp.server.http import HostOriginGuardMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from mcp_common.discovery import discover_tools
-from mcp_common.hardening import TrailingSlashMiddleware
+from mcp_common.hardening import (
+    MCP_CORS_HEADERS,
+    RequestGuardMiddleware,
+    ToolDeadlineMiddleware,
+    TrailingSlashMiddleware,
+)
 from mcp_common.logs import RequestLogASGIMiddleware, RequestLogMiddleware, configure_logging
 from mcp_common.service import ServiceSpec
-from mcp_common.settings import RuntimeSettings
+from mcp_common.settings import AuthSettings, HttpSettings, RuntimeSettings
 
 
-def build_server(spec: ServiceSpec) -> FastMCP:
+@dataclass(frozen=True)
+class AppSettings:
+    """Every settings object the factory reads, resolved once from the environment."""
+
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+
+def build_server(spec: ServiceSpec, http: HttpSettings | None = None) -> FastMCP:
     """A FastMCP server holding every tool discovered in the service's tools package."""
+    http = http or HttpSettings()
     server = FastMCP(
         name=spec.name,
         version=spec.version,
@@ -28,7 +47,7 @@ def build_server(spec: ServiceSpec) -> FastMCP:
         # Unexpected exceptions reach the client as a short message; the log keeps the traceback.
         mask_error_details=True,
         on_duplicate="error",
-        middleware=[RequestLogMiddleware()],
+        middleware=[RequestLogMiddleware(), ToolDeadlineMiddleware(http.tool_timeout_seconds)],
     )
     for discovered in discover_tools(spec.tools_package):
         server.add_tool(discovered.tool)
@@ -42,20 +61,64 @@ def build_server(spec: ServiceSpec) -> FastMCP:
     return server
 
 
-def create_app(spec: ServiceSpec, runtime: RuntimeSettings | None = None) -> Starlette:
+def _http_middleware(spec: ServiceSpec, settings: AppSettings) -> list[Middleware]:
+    """Outermost first: log, CORS, Host/Origin, path, size/version/envelope, auth."""
+    http = settings.http
+    middleware = [
+        Middleware(RequestLogASGIMiddleware, service=spec.name, mcp_path=spec.mcp_path),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=http.allowed_origins,
+            allow_methods=["POST", "DELETE", "GET", "OPTIONS"],
+            allow_headers=MCP_CORS_HEADERS,
+            expose_headers=["mcp-session-id", "mcp-protocol-version", "www-authenticate"],
+            max_age=600,
+        ),
+        Middleware(
+            HostOriginGuardMiddleware,
+            allowed_hosts=http.allowed_hosts,
+            allowed_origins=http.allowed_origins,
+            mode="strict",
+        ),
+        Middleware(TrailingSlashMiddleware, paths=(spec.mcp_path,)),
+        Middleware(
+            RequestGuardMiddleware, mcp_path=spec.mcp_path, max_body_bytes=http.max_body_bytes
+        ),
+    ]
+    if settings.auth.effective_mode != "none":
+        from mcp_common.auth import AuthMiddleware, build_authenticator
+
+        middleware.append(
+            Middleware(
+                AuthMiddleware,
+                authenticator=build_authenticator(settings.auth),
+                service=spec.name,
+                mcp_path=spec.mcp_path,
+                open_paths=(spec.health_path,),
+                settings=settings.auth,
+            )
+        )
+    else:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "MCP_AUTH=none for service %r: every request is accepted; local development only",
+            spec.name,
+        )
+    return middleware
+
+
+def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starlette:
     """The service's ASGI app: Streamable HTTP (stateless, JSON) at `/<name>/mcp`, plus health."""
-    runtime = runtime or RuntimeSettings()
-    configure_logging(runtime.log_level)
-    server = build_server(spec)
+    settings = settings or AppSettings()
+    configure_logging(settings.runtime.log_level)
+    server = build_server(spec, settings.http)
     app = server.http_app(
         path=spec.mcp_path,
         stateless_http=True,
         json_response=True,
-        host_origin_protection=False,
-        middleware=[
-            Middleware(RequestLogASGIMiddleware, service=spec.name, mcp_path=spec.mcp_path),
-            Middleware(TrailingSlashMiddleware, paths=(spec.mcp_path,)),
-        ],
+        host_origin_protection=False,  # the strict guard is placed explicitly below
+        middleware=_http_middleware(spec, settings),
     )
     app.router.redirect_slashes = False
     app.state.mcp_server = server

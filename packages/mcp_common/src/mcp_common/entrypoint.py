@@ -5,18 +5,28 @@ This is what `run.sh` execs, under the Lambda Web Adapter and locally alike.
 
 from __future__ import annotations
 
+import logging
+
+from mcp_common.logs import configure_logging
 from mcp_common.service import ServiceSpec
-from mcp_common.settings import RuntimeSettings
 
 
 def serve(spec: ServiceSpec) -> None:
     """Build the service's app and serve it until the process is told to stop."""
     import uvicorn
+    from pydantic import ValidationError
 
-    from mcp_common.app import create_app
+    from mcp_common.app import AppSettings, create_app
 
-    runtime = RuntimeSettings()
-    app = create_app(spec, runtime)
+    try:
+        settings = AppSettings()
+    except ValidationError as exc:
+        # A misconfigured service must not start (and must not start open): say why, exit.
+        configure_logging("INFO")
+        logging.getLogger(__name__).critical("invalid configuration: %s", _summary(exc))
+        raise SystemExit(2) from None
+    runtime = settings.runtime
+    app = create_app(spec, settings)
     uvicorn.run(
         app,
         host=runtime.bind_host(),
@@ -25,4 +35,15 @@ def serve(spec: ServiceSpec) -> None:
         access_log=False,  # the MCP request line is the access log
         lifespan="on",
         timeout_graceful_shutdown=5,
+    )
+
+
+def _summary(error: Exception) -> str:
+    """Validation messages without the offending input (which may hold key material)."""
+    errors = getattr(error, "errors", None)
+    if errors is None:
+        return str(error)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
+        for item in errors(include_input=False)
     )

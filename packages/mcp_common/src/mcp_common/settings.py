@@ -6,10 +6,10 @@ Every variable here is documented in the README's configuration table.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def running_in_lambda() -> bool:
@@ -38,3 +38,104 @@ class RuntimeSettings(BaseSettings):
         if self.host:
             return self.host
         return "0.0.0.0" if running_in_lambda() else "127.0.0.1"  # noqa: S104
+
+
+def _split_csv(value: object) -> object:
+    """Comma-separated env values become lists; blanks are dropped."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+
+AuthMode = Literal["none", "api_key", "jwt"]
+
+
+class AuthSettings(BaseSettings):
+    """Who may call the service: MCP_AUTH and the key / JWT sources behind it."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    mode: AuthMode | None = Field(default=None, validation_alias="MCP_AUTH")
+    api_keys: SecretStr | None = Field(default=None, validation_alias="MCP_API_KEYS")
+    api_keys_ssm_parameter: str | None = Field(
+        default=None, validation_alias="MCP_API_KEYS_SSM_PARAMETER"
+    )
+    api_keys_secret_id: str | None = Field(default=None, validation_alias="MCP_API_KEYS_SECRET_ID")
+    api_keys_ttl_seconds: float = Field(
+        default=300, gt=0, validation_alias="MCP_API_KEYS_TTL_SECONDS"
+    )
+    jwt_jwks_uri: str | None = Field(default=None, validation_alias="MCP_JWT_JWKS_URI")
+    jwt_issuer: str | None = Field(default=None, validation_alias="MCP_JWT_ISSUER")
+    jwt_audience: str | None = Field(default=None, validation_alias="MCP_JWT_AUDIENCE")
+    jwt_required_scopes: CsvList = Field(
+        default_factory=list, validation_alias="MCP_JWT_REQUIRED_SCOPES"
+    )
+    public_base_url: str | None = Field(default=None, validation_alias="MCP_PUBLIC_BASE_URL")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def effective_mode(self) -> AuthMode:
+        """Unset means `none` on a workstation but `api_key` in Lambda: a deployment fails closed."""
+        if self.mode is not None:
+            return self.mode
+        return "api_key" if running_in_lambda() else "none"
+
+    @model_validator(mode="after")
+    def _complete_for_mode(self) -> AuthSettings:
+        mode = self.effective_mode
+        if mode == "api_key":
+            sources = [
+                name
+                for name, value in (
+                    ("MCP_API_KEYS", self.api_keys),
+                    ("MCP_API_KEYS_SSM_PARAMETER", self.api_keys_ssm_parameter),
+                    ("MCP_API_KEYS_SECRET_ID", self.api_keys_secret_id),
+                )
+                if value
+            ]
+            if len(sources) != 1:
+                raise ValueError(
+                    "MCP_AUTH=api_key needs exactly one key source: MCP_API_KEYS, "
+                    "MCP_API_KEYS_SSM_PARAMETER or MCP_API_KEYS_SECRET_ID "
+                    f"(set: {', '.join(sources) or 'none'})"
+                )
+        if mode == "jwt":
+            missing = [
+                name
+                for name, value in (
+                    ("MCP_JWT_JWKS_URI", self.jwt_jwks_uri),
+                    ("MCP_JWT_ISSUER", self.jwt_issuer),
+                    ("MCP_JWT_AUDIENCE", self.jwt_audience),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"MCP_AUTH=jwt needs {', '.join(missing)}")
+        return self
+
+
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+
+class HttpSettings(BaseSettings):
+    """Limits and allow-lists applied to every HTTP request before MCP sees it."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    allowed_hosts: CsvList = Field(
+        default_factory=lambda: list(LOCAL_HOSTS), validation_alias="MCP_ALLOWED_HOSTS"
+    )
+    allowed_origins: CsvList = Field(default_factory=list, validation_alias="MCP_ALLOWED_ORIGINS")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, gt=0, le=LAMBDA_PAYLOAD_LIMIT, validation_alias="MCP_MAX_BODY_BYTES"
+    )
+    tool_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=900, validation_alias="MCP_TOOL_TIMEOUT_SECONDS"
+    )

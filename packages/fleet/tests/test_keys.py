@@ -1,0 +1,134 @@
+"""`fleet keys`: keys are shown once, stored hashed, and round-trip through SSM and Secrets Manager."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from fleet.cli import main
+from mcp_common.auth import hash_key, parse_records
+
+KEY = re.compile(r"^\s+(mcpk_[A-Za-z0-9_-]{40,})$", re.MULTILINE)
+
+
+@pytest.fixture
+def records_file(tmp_path) -> str:
+    return str(tmp_path / "keys.json")
+
+
+def create(records_file: str, capsys, name: str, services: str, *extra: str) -> str:
+    assert (
+        main(
+            [
+                "keys",
+                "create",
+                "--file",
+                records_file,
+                "--name",
+                name,
+                "--services",
+                services,
+                *extra,
+            ]
+        )
+        == 0
+    )
+    return KEY.search(capsys.readouterr().out).group(1)
+
+
+def test_create_prints_the_key_once_and_stores_only_its_hash(records_file, capsys):
+    key = create(records_file, capsys, "ci-bot", "math,weather", "--expires", "2099-01-01")
+    text = Path(records_file).read_text()
+    assert key not in text
+    [record] = parse_records(text)
+    assert record.name == "ci-bot"
+    assert record.sha256 == hash_key(key)
+    assert record.services == ["math", "weather"]
+    assert record.expires.year == 2099
+
+
+def test_duplicate_names_and_past_expiry_are_refused(records_file, capsys):
+    create(records_file, capsys, "a", "*")
+    assert main(["keys", "create", "--file", records_file, "--name", "a", "--services", "*"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "keys",
+                "create",
+                "--file",
+                records_file,
+                "--name",
+                "b",
+                "--services",
+                "*",
+                "--expires",
+                "2001-01-01",
+            ]
+        )
+        == 1
+    )
+    assert "in the past" in capsys.readouterr().err
+    assert [record.name for record in parse_records(Path(records_file).read_text())] == ["a"]
+
+
+def test_list_and_revoke(records_file, capsys):
+    create(records_file, capsys, "a", "math")
+    create(records_file, capsys, "b", "*")
+    assert main(["keys", "list", "--file", records_file]) == 0
+    listing = capsys.readouterr().out
+    assert "2 key record(s)" in listing
+    assert "a " in listing
+    assert "active" in listing
+    assert main(["keys", "revoke", "--file", records_file, "--name", "a"]) == 0
+    assert [record.name for record in parse_records(Path(records_file).read_text())] == ["b"]
+    assert main(["keys", "revoke", "--file", records_file, "--name", "a"]) == 1
+    assert "no key named 'a'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def aws(monkeypatch) -> Iterator[None]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield
+
+
+def test_put_to_ssm_then_list_and_revoke_there(aws, records_file, capsys):
+    key = create(records_file, capsys, "svc", "math")
+    assert main(["keys", "put", "--file", records_file, "--ssm-parameter", "/mcp/api-keys"]) == 0
+    parameter = boto3.client("ssm").get_parameter(Name="/mcp/api-keys", WithDecryption=True)[
+        "Parameter"
+    ]
+    assert parameter["Type"] == "SecureString"
+    assert key not in parameter["Value"]
+    assert json.loads(parameter["Value"])[0]["sha256"] == hash_key(key)
+    capsys.readouterr()
+    assert main(["keys", "list", "--ssm-parameter", "/mcp/api-keys"]) == 0
+    assert "svc" in capsys.readouterr().out
+    assert main(["keys", "revoke", "--ssm-parameter", "/mcp/api-keys", "--name", "svc"]) == 0
+    value = boto3.client("ssm").get_parameter(Name="/mcp/api-keys", WithDecryption=True)[
+        "Parameter"
+    ]["Value"]
+    assert json.loads(value) == []
+
+
+def test_put_to_secrets_manager_creates_then_updates(aws, records_file, capsys):
+    create(records_file, capsys, "one", "*")
+    assert main(["keys", "put", "--file", records_file, "--secret-id", "mcp-keys"]) == 0
+    create(records_file, capsys, "two", "*")
+    assert main(["keys", "put", "--file", records_file, "--secret-id", "mcp-keys"]) == 0
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId="mcp-keys")["SecretString"]
+    assert [record.name for record in parse_records(secret)] == ["one", "two"]
+
+
+def test_put_without_records_is_a_clear_error(records_file, capsys):
+    assert main(["keys", "put", "--file", records_file, "--ssm-parameter", "/x"]) == 1
+    assert "no key records" in capsys.readouterr().err
