@@ -1,0 +1,118 @@
+"""A stand-in for Open-Meteo: recorded responses in the provider's real format.
+
+The same routing serves two edges: an httpx transport (unit tests, no sockets)
+and a Starlette app on loopback that can also fail on demand (integration tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from fastmcp import Client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fleet.testing import serve
+from mcp_common.app import build_server
+from weather_service import service
+from weather_service.client import OpenMeteoClient, set_client
+from weather_service.settings import WeatherSettings
+
+DATA = Path(__file__).parent / "data"
+
+
+def recorded(name: str) -> dict:
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
+
+
+def answer(path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
+    """The recorded response for a request, as Open-Meteo would answer it."""
+    if path.endswith("/search"):
+        name = params.get("name", "")
+        if name == "Berlin":
+            body = recorded("geocode_berlin.json")
+        elif name == "東京":
+            body = recorded("geocode_tokyo_ja.json")
+        elif len(name) < len("Berlin") and "Berlin".startswith(name):
+            body = recorded("geocode_berl.json")
+        else:
+            body = recorded("geocode_empty.json")
+        return 200, json.dumps(body).encode()
+    if path.endswith("/forecast"):
+        if int(params.get("forecast_days", 1)) > 16:
+            return 400, json.dumps(recorded("forecast_error_400.json")).encode()
+        if "current" in params:
+            imperial = params.get("temperature_unit") == "fahrenheit"
+            body = recorded(
+                "forecast_current_imperial.json" if imperial else "forecast_current.json"
+            )
+        else:
+            body = recorded("forecast_daily.json")
+            days = int(params.get("forecast_days", 7))
+            body["daily"] = {key: values[:days] for key, values in body["daily"].items()}
+        return 200, json.dumps(body).encode()
+    return 404, b'{"error": true, "reason": "Not Found"}'
+
+
+class RecordedTransport(httpx.AsyncBaseTransport):
+    """Serves recorded responses at the transport level and counts requests per path."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls[request.url.path] += 1
+        status, body = answer(request.url.path, dict(request.url.params))
+        return httpx.Response(status, content=body, headers={"content-type": "application/json"})
+
+
+@pytest.fixture
+def transport() -> Iterator[RecordedTransport]:
+    """Point the weather service's process-wide client at recorded responses."""
+    recorded_transport = RecordedTransport()
+    set_client(OpenMeteoClient(WeatherSettings(), transport=recorded_transport))
+    yield recorded_transport
+    set_client(None)
+
+
+@pytest.fixture
+async def client(transport: RecordedTransport) -> AsyncIterator[Client]:
+    async with Client(build_server(service)) as connected:
+        yield connected
+
+
+class FakeProvider:
+    """Open-Meteo on loopback; `mode` makes it answer normally, with 500s, slowly or with garbage."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.calls = 0
+
+    async def handle(self, request: Request) -> Response:
+        self.calls += 1
+        if self.mode == "500":
+            return Response("upstream exploded", status_code=500)
+        if self.mode == "slow":
+            await asyncio.sleep(60)
+        if self.mode == "garbage":
+            return Response("<html>Gateway maintenance</html>", media_type="text/html")
+        status, body = answer(request.url.path, dict(request.query_params))
+        return Response(body, status_code=status, media_type="application/json")
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/{endpoint}", self.handle)])
+
+
+@pytest.fixture(scope="module")
+def fake_provider() -> Iterator[tuple[FakeProvider, str]]:
+    provider = FakeProvider()
+    with serve(provider.app()) as base:
+        yield provider, base
