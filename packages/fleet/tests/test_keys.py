@@ -132,3 +132,22 @@ def test_put_to_secrets_manager_creates_then_updates(aws, records_file, capsys):
 def test_put_without_records_is_a_clear_error(records_file, capsys):
     assert main(["keys", "put", "--file", records_file, "--ssm-parameter", "/x"]) == 1
     assert "no key records" in capsys.readouterr().err
+
+
+def test_put_per_service_prefix_writes_only_each_services_records(aws, records_file, capsys):
+    create(records_file, capsys, "math-only", "math")
+    create(records_file, capsys, "everything", "*")
+    create(records_file, capsys, "weather-only", "weather")
+    assert (
+        main(["keys", "put", "--file", records_file, "--ssm-prefix", "/mcp-fleet/api-keys/"]) == 0
+    )
+    ssm = boto3.client("ssm")
+
+    def names(service: str) -> list[str]:
+        value = ssm.get_parameter(Name=f"/mcp-fleet/api-keys/{service}", WithDecryption=True)[
+            "Parameter"
+        ]["Value"]
+        return [record.name for record in parse_records(value)]
+
+    assert names("math") == ["math-only", "everything"]
+    assert names("weather") == ["everything", "weather-only"]

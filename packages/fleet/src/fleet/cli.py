@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from fleet import keys
 from fleet.workspace import FleetError, find_root, service_dirs
@@ -42,6 +43,58 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    from fleet.build import build_service
+
+    root = find_root()
+    by_name = {service.name: service for service in service_dirs(root)}
+    if args.service not in by_name:
+        raise FleetError(f"no service {args.service!r}; services: {', '.join(by_name) or 'none'}")
+    build_service(root, by_name[args.service], Path(args.out).resolve(), args.platform)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from fleet.check import check_artifacts, check_fleet
+
+    root = find_root()
+    faults = check_fleet(root)
+    if args.artifacts:
+        faults += check_artifacts(Path(args.artifacts))
+    services = [service.name for service in service_dirs(root)]
+    if faults:
+        print(f"fleet check: {len(faults)} fault(s)", file=sys.stderr)
+        for fault in faults:
+            print(f"  - {fault}", file=sys.stderr)
+        return 1
+    checked = f" and artifacts in {args.artifacts}" if args.artifacts else ""
+    print(f"fleet check: OK ({len(services)} services: {', '.join(services)}){checked}")
+    return 0
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    from fleet.new import create_service
+
+    root = find_root()
+    target = create_service(root, args.name, lock=not args.no_lock)
+    print(f"created {target.relative_to(root)}; next:")
+    print(f"  uv run pytest services/{args.name}      # its tests")
+    print(f"  uv run fleet dev                       # serves /{args.name}/mcp")
+    print("  uv run fleet check && uv run sam build  # consistent, then built for Lambda")
+    return 0
+
+
+def _cmd_urls(args: argparse.Namespace) -> int:
+    from fleet.urls import client_configuration, stack_service_urls
+
+    urls = stack_service_urls(args.stack, args.region)
+    for service, url in urls.items():
+        print(f"{service:<12} {url}")
+    print()
+    print(client_configuration(urls))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,6 +110,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url", default="http://127.0.0.1:8080", help="base URL shown in the catalog"
     )
     listing.set_defaults(handler=_cmd_list)
+
+    build = commands.add_parser(
+        "build", help="build one service's Lambda artifact (sam build calls this)"
+    )
+    build.add_argument("service", help="service name (folder under services/)")
+    build.add_argument("--out", required=True, help="artifact directory (emptied first)")
+    build.add_argument(
+        "--platform",
+        choices=["lambda", "host"],
+        default="lambda",
+        help="lambda: arm64 / Python 3.13 (default); host: this machine, to run the artifact locally",
+    )
+    build.set_defaults(handler=_cmd_build)
+
+    check = commands.add_parser("check", help="verify services/, template.yaml and tools agree")
+    check.add_argument("--artifacts", help="also check built artifacts, e.g. .aws-sam/build")
+    check.set_defaults(handler=_cmd_check)
+
+    new = commands.add_parser("new", help="create a service and wire it into the fleet")
+    new.add_argument("name", help="lowercase identifier: the URL segment and package stem")
+    new.add_argument("--no-lock", action="store_true", help="skip `uv lock` (tests only)")
+    new.set_defaults(handler=_cmd_new)
+
+    urls = commands.add_parser("urls", help="print deployed service URLs and client configuration")
+    urls.add_argument("--stack", required=True, help="CloudFormation stack name")
+    urls.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    urls.set_defaults(handler=_cmd_urls)
 
     keys.add_parser(commands)
     return parser

@@ -138,11 +138,25 @@ def put(args: argparse.Namespace) -> int:
         raise FleetError(
             f"no key records in {source.description}; create one with `fleet keys create`"
         )
+    if args.ssm_prefix:
+        return _put_per_service(records, args.ssm_prefix.rstrip("/"))
     target = store_from_args(argparse.Namespace(**{**vars(args), "file": None}))
     if isinstance(target, FileStore):
         raise FleetError("put needs a target: --ssm-parameter NAME or --secret-id ID")
     target.save(records)
     print(f"wrote {len(records)} record(s) from {source.description} to {target.description}")
+    return 0
+
+
+def _put_per_service(records: list[ApiKeyRecord], prefix: str) -> int:
+    """Write <prefix>/<svc> for every service: only the records allowed to call it."""
+    from fleet.workspace import find_root, service_dirs
+
+    for service in service_dirs(find_root()):
+        allowed = [record for record in records if record.allows(service.name)]
+        store = SsmStore(f"{prefix}/{service.name}")
+        store.save(allowed)
+        print(f"wrote {len(allowed)} record(s) to {store.description}")
     return 0
 
 
@@ -196,6 +210,10 @@ def add_parser(commands: Any) -> None:
         "--file", default=str(DEFAULT_FILE), help=f"records file (default {DEFAULT_FILE})"
     )
     target = upload.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--ssm-prefix",
+        help="write <prefix>/<service> for every service (what template.yaml's functions read)",
+    )
     target.add_argument("--ssm-parameter", help="SSM SecureString parameter name")
     target.add_argument("--secret-id", help="Secrets Manager secret id")
     upload.set_defaults(handler=put)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -85,7 +86,7 @@ def run_script(
     """Start a service the way Lambda does (its run.sh with $PORT); yield (base URL, process)."""
     port = free_port()
     full_env = {**os.environ, **(env or {}), "PORT": str(port)}
-    process = subprocess.Popen(  # noqa: S603 - the repo's own run.sh
+    process = subprocess.Popen(
         [str(script)], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
@@ -162,3 +163,20 @@ class JwtIssuer:
             return JSONResponse(self.jwks())
 
         return Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
+
+
+def copy_workspace(source: Path, target: Path) -> Path:
+    """Copy the repository's files (tracked and new, not ignored) into `target`; return it."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=source,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for relative in filter(None, listed.split("\0")):
+        origin = source / relative
+        if origin.is_file():
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, destination)
+    return target

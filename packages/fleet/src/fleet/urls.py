@@ -1,0 +1,61 @@
+"""`fleet urls --stack NAME`: each deployed service's URL and ready-to-paste client configuration."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fleet.workspace import FleetError
+
+OUTPUT_SUFFIX = "McpUrl"
+
+
+def stack_service_urls(stack: str, region: str | None = None, client: Any = None) -> dict[str, str]:
+    """{service: MCP URL} from the stack's `<Service>McpUrl` outputs."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("cloudformation", region_name=region)
+    try:
+        stacks = client.describe_stacks(StackName=stack)["Stacks"]
+    except client.exceptions.ClientError as exc:
+        raise FleetError(f"cannot read stack {stack!r}: {exc}") from None
+    urls = {}
+    for output in stacks[0].get("Outputs", []):
+        key, value = output["OutputKey"], output["OutputValue"]
+        if key.endswith(OUTPUT_SUFFIX) and key != OUTPUT_SUFFIX:
+            service = value.rstrip("/").rsplit("/", 2)[-2]
+            urls[service] = value
+    if not urls:
+        raise FleetError(
+            f"stack {stack!r} has no *{OUTPUT_SUFFIX} outputs; is it the MCP fleet stack?"
+        )
+    return dict(sorted(urls.items()))
+
+
+def client_configuration(urls: dict[str, str], auth_header: str = "Authorization") -> str:
+    """Claude Code commands, a .mcp.json document and Inspector commands for `urls`."""
+    header_value = "Bearer ${MCP_API_KEY}"
+    lines = ["# Claude Code"]
+    for service, url in urls.items():
+        lines.append(
+            f'claude mcp add --transport http {service} {url} --header "{auth_header}: {header_value}"'
+        )
+    mcp_json = {
+        "mcpServers": {
+            service: {"type": "http", "url": url, "headers": {auth_header: header_value}}
+            for service, url in urls.items()
+        }
+    }
+    lines += ["", "# .mcp.json", json.dumps(mcp_json, indent=2), "", "# MCP Inspector"]
+    for url in urls.values():
+        lines.append(
+            f"npx @modelcontextprotocol/inspector --cli {url} --transport http --method tools/list "
+            f'--header "{auth_header}: {header_value}"'
+        )
+    return "\n".join(lines)
+
+
+def is_valid_stack_name(name: str) -> bool:
+    return re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name) is not None

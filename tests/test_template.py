@@ -1,0 +1,167 @@
+"""Contract tests on template.yaml as CloudFormation will see it: transformed by samtranslator.
+
+(moto's CloudFormation silently drops AWS::Serverless::* resources, so it cannot test this.)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform
+
+from fleet.template import function_id, load_template, logical_id
+from fleet.workspace import find_root, service_dirs
+
+ROOT = find_root(Path(__file__).parent)
+SERVICES = [service.name for service in service_dirs(ROOT)]
+
+
+class _NoManagedPolicies:
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def translate(parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    template = copy.deepcopy(load_template(ROOT / "template.yaml"))
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://bucket/artifact.zip"  # what sam package does
+    return transform(template, parameters or {}, _NoManagedPolicies())
+
+
+@pytest.fixture(scope="module")
+def cfn(monkeypatch_module) -> dict[str, Any]:
+    return translate()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield patch
+
+
+def resources_of(cfn: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: res for name, res in cfn["Resources"].items() if res["Type"] == kind}
+
+
+def test_one_rest_api_for_the_whole_fleet(cfn):
+    assert list(resources_of(cfn, "AWS::ApiGateway::RestApi")) == ["FleetApi"]
+    [stage] = resources_of(cfn, "AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
+    [settings] = stage["Properties"]["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    assert stage["Properties"]["AccessLogSetting"]["DestinationArn"] == {
+        "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]
+    }
+    assert stage["Properties"]["TracingEnabled"] == {"Fn::If": ["UseTracing", True, False]}
+
+
+def test_one_function_per_service_folder(cfn):
+    functions = resources_of(cfn, "AWS::Lambda::Function")
+    assert set(functions) == {function_id(name) for name in SERVICES}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_function_runtime_contract(cfn, service):
+    properties = cfn["Resources"][function_id(service)]["Properties"]
+    assert properties["Runtime"] == "python3.13"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["Handler"] == "run.sh"
+    [layer] = properties["Layers"]
+    assert (
+        "753240598075:layer:LambdaAdapterLayerArm64:${LambdaAdapterLayerVersion}"
+        in layer["Fn::Sub"]
+    )
+    env = properties["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["PORT"] == "8080"
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == f"/{service}/health"
+    assert env["MCP_AUTH"] == {"Ref": "AuthMode"}
+    assert env["MCP_API_KEYS_SSM_PARAMETER"] == {
+        "Fn::Sub": f"${{ApiKeysParameterPrefix}}/{service}"
+    }
+    assert "execute-api" in json.dumps(env["MCP_ALLOWED_HOSTS"])
+    assert properties["LoggingConfig"]["LogGroup"] == {"Ref": f"{logical_id(service)}LogGroup"}
+    assert f"{function_id(service)}Aliaslive" in cfn["Resources"]  # AutoPublishAlias
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_routes_reach_their_own_function_only(cfn, service):
+    paths = cfn["Resources"]["FleetApi"]["Properties"]["Body"]["paths"]
+    mine = {path: spec for path, spec in paths.items() if f"/{service}/" in path}
+    assert set(mine) == {
+        f"/{service}/mcp",
+        f"/{service}/{{proxy+}}",
+        f"/.well-known/oauth-protected-resource/{service}/mcp",
+    }
+    for spec in mine.values():
+        for method in spec.values():
+            uri = method["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert f"${{{function_id(service)}Aliaslive}}" in uri
+            assert method["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+
+
+def test_no_two_services_share_a_path(cfn):
+    paths = cfn["Resources"]["FleetApi"]["Properties"]["Body"]["paths"]
+    owners = {}
+    for path, spec in paths.items():
+        for method in spec.values():
+            uri = json.dumps(method["x-amazon-apigateway-integration"]["uri"])
+            owners.setdefault(path, set()).add(uri)
+    assert all(len(uris) == 1 for uris in owners.values())
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_function_reads_only_its_own_key_parameter(cfn, service):
+    role = cfn["Resources"][f"{function_id(service)}Role"]["Properties"]
+    statements = [
+        s for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]
+    ]
+    assert statements == [
+        {
+            "Sid": "ReadOwnApiKeys",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameter",
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+                f"${{ApiKeysParameterPrefix}}/{service}"
+            },
+        }
+    ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_outputs_one_url_per_service(cfn, service):
+    value = cfn["Outputs"][f"{logical_id(service)}McpUrl"]["Value"]["Fn::Sub"]
+    assert value.endswith(f"/${{StageName}}/{service}/mcp")
+    assert value.startswith("https://${FleetApi}.execute-api.")
+    assert cfn["Outputs"]["ApiId"]["Value"] == {"Ref": "FleetApi"}
+
+
+def test_secure_defaults():
+    template = load_template(ROOT / "template.yaml")
+    parameters = template["Parameters"]
+    assert parameters["AuthMode"]["Default"] == "api_key"
+    assert parameters["AllowedOrigins"]["Default"] == ""
+    assert parameters["EnableApiGatewayApiKey"]["Default"] == "false"
+    assert "*" not in json.dumps(
+        template["Globals"]["Function"]["Environment"]["Variables"]["MCP_ALLOWED_ORIGINS"]
+    )
+
+
+def test_api_gateway_key_resources_are_conditional(cfn):
+    for name in ("FleetApiKey", "FleetUsagePlan", "FleetUsagePlanKey"):
+        assert cfn["Resources"][name]["Condition"] == "UseApiGatewayApiKey"
+
+
+def test_log_groups_have_retention(cfn):
+    groups = resources_of(cfn, "AWS::Logs::LogGroup")
+    assert {"ApiAccessLogGroup", *(f"{logical_id(s)}LogGroup" for s in SERVICES)} <= set(groups)
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
