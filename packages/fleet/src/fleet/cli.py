@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fleet import keys
+from fleet.bench import cli as bench_cli
 from fleet.workspace import FleetError, find_root, service_dirs
 
 Handler = Callable[[argparse.Namespace], int]
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     urls.set_defaults(handler=_cmd_urls)
 
     keys.add_parser(commands)
+    bench_cli.add_parser(commands)
     return parser
 
 

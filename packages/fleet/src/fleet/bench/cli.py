@@ -1,0 +1,69 @@
+"""`fleet bench`: one command for the whole benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fleet.workspace import find_root
+
+
+def run(args: argparse.Namespace) -> int:
+    from fleet.bench import report, runner
+
+    root = find_root()
+    settings = runner.Settings(
+        runs=args.runs,
+        warm_runs=args.warm_runs,
+        requests=args.requests,
+        seconds=args.seconds,
+        cold_build=not args.no_cold_build,
+    )
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    log = lambda message: print(f"[bench] {message}", flush=True)
+    try:
+        variants, artifacts = runner.prepare(root, work, log)
+        runner.run_cold(variants, settings.runs, log)
+        warm_variants = [v for v in variants if "dev env" not in v.name]
+        if not args.no_warm:
+            runner.run_warm(warm_variants, settings, log)
+        extra = {} if args.no_sizes else runner.sizes_and_builds(root, work, settings, log)
+        importtime = runner.importtime_top(
+            artifacts["math artifact"], str(work / "bare-venv" / "bin" / "python")
+        )
+        text = report.render(variants, extra, importtime, settings)
+        (out / "report.md").write_text(text)
+        charted = report.chart(variants, out / "chart.png")
+        print(text)
+        print(
+            f"[bench] wrote {out / 'report.md'}" + (f" and {out / 'chart.png'}" if charted else "")
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def add_parser(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench", help="benchmark cold start, warm path, size and build time"
+    )
+    bench.add_argument("--out", default="bench/results", help="where report.md and chart.png go")
+    bench.add_argument("--runs", type=int, default=7, help="cold starts per variant (default 7)")
+    bench.add_argument(
+        "--warm-runs", type=int, default=3, help="warm-path runs per variant (default 3)"
+    )
+    bench.add_argument(
+        "--requests", type=int, default=2000, help="requests at concurrency 1 (default 2000)"
+    )
+    bench.add_argument(
+        "--seconds", type=float, default=5.0, help="time limit per warm measurement (default 5)"
+    )
+    bench.add_argument("--no-warm", action="store_true", help="skip the warm-path measurements")
+    bench.add_argument("--no-sizes", action="store_true", help="skip sizes and build times")
+    bench.add_argument("--no-cold-build", action="store_true", help="skip the empty-cache build")
+    bench.set_defaults(handler=run)

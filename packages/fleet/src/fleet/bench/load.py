@@ -1,0 +1,93 @@
+"""A lean HTTP/1.1 keep-alive load generator (asyncio streams), so the client is not the bottleneck."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fleet.bench.probe import request_bytes
+
+
+@dataclass(frozen=True)
+class WarmResult:
+    p50_ms: float
+    p99_ms: float
+    throughput_rps: float
+    errors: int
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length)
+    return status, body
+
+
+async def _worker(
+    port: int,
+    request: bytes,
+    deadline: float,
+    budget: list[int],
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            started = time.perf_counter()
+            writer.write(request)
+            status, _ = await _read_response(reader)
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors[0] += 1
+    finally:
+        writer.close()
+
+
+async def _run(
+    port: int,
+    path: str,
+    concurrency: int,
+    requests: int,
+    seconds: float,
+    headers: Mapping[str, str] | None,
+) -> WarmResult:
+    request = request_bytes(path, port, headers=headers)
+    latencies: list[float] = []
+    errors = [0]
+    budget = [requests]
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(_worker(port, request, deadline, budget, latencies, errors) for _ in range(concurrency))
+    )
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return WarmResult(
+        p50_ms=statistics.median(ordered) * 1000,
+        p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        throughput_rps=len(ordered) / elapsed,
+        errors=errors[0],
+    )
+
+
+def measure(
+    port: int,
+    path: str,
+    concurrency: int,
+    requests: int,
+    seconds: float,
+    headers: Mapping[str, str] | None = None,
+) -> WarmResult:
+    """Send up to `requests` tools/call requests (or for `seconds`) over `concurrency` connections."""
+    return asyncio.run(_run(port, path, concurrency, requests, seconds, headers))

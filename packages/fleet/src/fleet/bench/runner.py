@@ -1,0 +1,329 @@
+"""Prepare the variants, run them interleaved, and write the report (markdown table + PNG chart).
+
+Every figure that matters is a ratio against a baseline measured in the same run, because
+the machines this runs on are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet.bench.load import WarmResult, measure
+from fleet.bench.probe import ColdStart, call_once, cold_start, free_port, spawned
+from fleet.build import build_service
+from fleet.workspace import service_dirs
+from mcp_common.auth import hash_key
+
+HERE = Path(__file__).parent
+BENCH_KEY = "bench-key-not-a-secret"
+MCP_PATH = "/math/mcp"
+SERVER_CPU, LOAD_CPU = 0, 1
+
+
+@dataclass
+class Variant:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
+    cold: list[ColdStart] = field(default_factory=list)
+    warm1: list[WarmResult] = field(default_factory=list)
+    warm16: list[WarmResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Settings:
+    runs: int = 7
+    warm_runs: int = 3
+    requests: int = 2000
+    seconds: float = 5.0
+    cold_build: bool = True
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _requirements(root: Path, package: str) -> str:
+    return _run(
+        [
+            "uv",
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-workspace",
+            "--no-header",
+            "--no-hashes",
+            "--package",
+            package,
+            "--format",
+            "requirements.txt",
+        ],
+        root,
+    )
+
+
+def _package_script_app(
+    root: Path,
+    out: Path,
+    source: Path,
+    requirements: str,
+    compile_bytecode: bool,
+    platform_flags: list[str],
+) -> Path:
+    """A one-file app with its wheels unzipped beside it, started by run.sh like a Lambda artifact."""
+    out.mkdir(parents=True)
+    reqs = out.parent / f"{out.name}-requirements.txt"
+    reqs.write_text(requirements)
+    _run(
+        [
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(out),
+            "--no-deps",
+            "-r",
+            str(reqs),
+            *platform_flags,
+        ],
+        root,
+    )
+    shutil.copy2(source, out / "app.py")
+    run_sh = out / "run.sh"
+    run_sh.write_text('#!/bin/sh\ncd "$(dirname "$0")" && exec python app.py\n')
+    run_sh.chmod(0o755)
+    for cache in list(out.rglob("__pycache__")):
+        shutil.rmtree(cache)
+    if compile_bytecode:
+        _run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(out)], root)
+    return out
+
+
+def _host_flags() -> list[str]:
+    return ["--python", sys.executable, "--only-binary", ":all:"]
+
+
+def prepare(root: Path, work: Path, log) -> tuple[list[Variant], dict[str, Path]]:
+    services = {service.name: service for service in service_dirs(root)}
+    math = services["math"]
+    log("building the math artifact's host twin (same build as Lambda's)")
+    artifact = build_service(root, math, work / "math-artifact", "host", log=lambda _: None).out
+    log("packaging the seed design like SAM's default builder (wheels unzipped, no bytecode)")
+    seed = _package_script_app(
+        root,
+        work / "seed",
+        HERE / "seed_app.py",
+        _requirements(root, "mcp-common"),
+        False,
+        _host_flags(),
+    )
+    log("packaging the floor (bare ASGI JSON-RPC on uvicorn)")
+    floor_reqs = "\n".join(
+        line
+        for line in _requirements(root, "mcp-common").splitlines()
+        if line.split("==")[0].strip() in {"uvicorn", "h11", "click", "typing-extensions"}
+    )
+    floor = _package_script_app(
+        root, work / "floor", HERE / "floor_app.py", floor_reqs, True, _host_flags()
+    )
+    bare = work / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+
+    records = json.dumps([{"name": "bench", "sha256": hash_key(BENCH_KEY), "services": ["*"]}])
+    base_env = {
+        "PATH": f"{bare / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",  # Lambda's code directory is read-only: nothing gets cached
+        "HOME": str(work),
+        "LANG": "C.UTF-8",
+    }
+    ours = {
+        **base_env,
+        "MCP_AUTH": "api_key",
+        "MCP_API_KEYS": records,
+        "LOG_LEVEL": "INFO",
+        "MCP_HOST": "127.0.0.1",
+    }
+    dev_python = str(root / ".venv" / "bin" / "python")
+    dev_env = {**ours, "PATH": f"{root / '.venv' / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    variants = [
+        Variant("math artifact", [str(artifact / "run.sh")], ours, {"x-api-key": BENCH_KEY}),
+        Variant("seed (SAM default build)", [str(seed / "run.sh")], base_env),
+        Variant("floor (bare ASGI)", [str(floor / "run.sh")], base_env),
+        Variant(
+            "math (dev env)", [dev_python, "-m", "math_service"], dev_env, {"x-api-key": BENCH_KEY}
+        ),
+        Variant(
+            "seed (dev env)",
+            [dev_python, str(HERE / "seed_app.py")],
+            {**dev_env, "MCP_AUTH": "none"},
+        ),
+    ]
+    return variants, {"math artifact": artifact, "seed": seed, "floor": floor}
+
+
+def run_cold(variants: list[Variant], runs: int, log) -> None:
+    for index in range(runs):
+        for variant in variants:  # interleaved: noise hits every variant alike
+            variant.cold.append(
+                cold_start(
+                    variant.command, variant.env, MCP_PATH, cpu=SERVER_CPU, headers=variant.headers
+                )
+            )
+        log(
+            f"cold start run {index + 1}/{runs}: "
+            + ", ".join(f"{v.name} {v.cold[-1].seconds:.2f}s" for v in variants)
+        )
+
+
+def run_warm(variants: list[Variant], settings: Settings, log) -> None:
+    for index in range(settings.warm_runs):
+        for variant in variants:
+            port = free_port()
+            with spawned(variant.command, {**variant.env, "PORT": str(port)}, cpu=SERVER_CPU):
+                deadline = time.monotonic() + 60
+                while not call_once(port, MCP_PATH, headers=variant.headers):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(variant.name)
+                    time.sleep(0.01)
+                measure(port, MCP_PATH, 4, 300, 5.0, variant.headers)  # warm-up
+                variant.warm1.append(
+                    measure(port, MCP_PATH, 1, settings.requests, settings.seconds, variant.headers)
+                )
+                variant.warm16.append(
+                    measure(port, MCP_PATH, 16, 10**9, settings.seconds, variant.headers)
+                )
+        log(
+            f"warm run {index + 1}/{settings.warm_runs}: "
+            + ", ".join(
+                f"{v.name} p50 {v.warm1[-1].p50_ms:.2f}ms {v.warm16[-1].throughput_rps:.0f} rps"
+                for v in variants
+            )
+        )
+
+
+def dir_size(path: Path) -> tuple[int, int]:
+    """(unzipped bytes, zipped bytes) of a directory, zipped as Lambda receives it."""
+    files = [p for p in path.rglob("*") if p.is_file()]
+    unzipped = sum(p.stat().st_size for p in files)
+    with tempfile.TemporaryFile() as handle:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+            for p in files:
+                archive.write(p, p.relative_to(path))
+        handle.seek(0, os.SEEK_END)
+        zipped = handle.tell()
+    return unzipped, zipped
+
+
+def build_fleet(root: Path, out: Path, cache: Path | None) -> float:
+    """Seconds to build every service for Lambda (with uv's cache at `cache`, or the default)."""
+    env = dict(os.environ)
+    if cache is not None:
+        env["UV_CACHE_DIR"] = str(cache)
+    started = time.perf_counter()
+    for service in service_dirs(root):
+        _run(
+            [
+                "uv",
+                "run",
+                "--frozen",
+                "fleet",
+                "build",
+                service.name,
+                "--out",
+                str(out / service.name),
+            ],
+            root,
+            env,
+        )
+    return time.perf_counter() - started
+
+
+def sizes_and_builds(root: Path, work: Path, settings: Settings, log) -> dict[str, object]:
+    log("building every service for Lambda (arm64 / 3.13) with a warm uv cache")
+    warm_seconds = build_fleet(root, work / "lambda-warm", None)
+    cold_seconds = None
+    if settings.cold_build:
+        log("building every service for Lambda with an empty uv cache (downloads every wheel)")
+        cold_seconds = build_fleet(root, work / "lambda-cold", work / "empty-uv-cache")
+    sizes = {
+        service.name: dir_size(work / "lambda-warm" / service.name)
+        for service in service_dirs(root)
+    }
+    seed_lambda = _package_script_app(
+        root,
+        work / "seed-lambda",
+        HERE / "seed_app.py",
+        _requirements(root, "mcp-common"),
+        False,
+        [
+            "--python-platform",
+            "aarch64-manylinux_2_28",
+            "--python-version",
+            "3.13",
+            "--only-binary",
+            ":all:",
+        ],
+    )
+    sizes["seed (SAM default build)"] = dir_size(seed_lambda)
+    return {"sizes": sizes, "build_warm_s": warm_seconds, "build_cold_s": cold_seconds}
+
+
+def importtime_top(artifact: Path, python: str, count: int = 12) -> list[tuple[str, float, float]]:
+    """(module, self ms, cumulative ms) of the slowest imports when the service starts."""
+    code = "from mcp_common.app import create_app; from math_service import service; create_app(service)"
+    result = subprocess.run(
+        [python, "-X", "importtime", "-c", code],
+        cwd=artifact,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(artifact),
+            "MCP_AUTH": "none",
+            "HOME": str(artifact),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        self_us, cumulative_us, name = (part.strip() for part in line.split(":", 1)[1].split("|"))
+        rows.append((name, int(self_us) / 1000, int(cumulative_us) / 1000))
+    rows.sort(key=lambda row: row[2], reverse=True)
+    return rows[:count]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def today() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
