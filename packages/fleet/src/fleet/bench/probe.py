@@ -100,13 +100,12 @@ def free_port() -> int:
 def spawned(
     command: list[str], env: Mapping[str, str], cpu: int | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    def pin() -> None:
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-
+    """Start `command` (pinned to `cpu` when given); stop it on exit."""
     process = subprocess.Popen(
-        command, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pin
-    )  # noqa: PLW1509
+        command, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    if cpu is not None:
+        os.sched_setaffinity(process.pid, {cpu})
     try:
         yield process
     finally:

@@ -38,13 +38,15 @@ def render(
         "",
         f"- date: {today()}",
         f"- machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()} (host twins)",
-        f"- runs: {settings.runs} cold starts per variant (interleaved), {settings.warm_runs} warm runs "
-        f"per variant; medians. Server pinned to CPU 0, load generator to CPU 1.",
+        (
+            f"- runs: {settings.runs} cold starts per variant (interleaved), {settings.warm_runs} "
+            "warm runs per variant; medians. Server pinned to CPU 0, load generator to CPU 1."
+        ),
         "- ratios are against the seed design measured in the same run",
         "",
         "## Cold start (spawn → first `tools/call` answered)",
         "",
-        "| variant | median s | × seed | startup CPU s | peak RSS MB |",
+        "| variant | median s | x seed | startup CPU s | peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for variant in variants:
@@ -58,7 +60,7 @@ def render(
             "",
             "## Warm path (one process; ours with JSON request logging and API-key auth on)",
             "",
-            "| variant | p50 ms (c=1) | p99 ms (c=1) | rps (c=16) | p50 × seed | rps × seed |",
+            "| variant | p50 ms (c=1) | p99 ms (c=1) | rps (c=16) | p50 x seed | rps x seed |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for variant in warm:
@@ -102,15 +104,15 @@ def render(
     }.items():
         ratio = _cold(by_name[ours]) / _cold(by_name[base])
         lines.append(
-            f"| {label} | {ratio:.2f}× | {sense} {limit}× | {_verdict(ratio, limit, sense)} |"
+            f"| {label} | {ratio:.2f}x | {sense} {limit}x | {_verdict(ratio, limit, sense)} |"
         )
     if warm:
         ours = by_name["math artifact"]
         p50 = _warm(ours, "p50_ms", 1) / _warm(seed, "p50_ms", 1)
         rps = _warm(ours, "throughput_rps", 16) / _warm(seed, "throughput_rps", 16)
-        lines.append(f"| warm p50 vs seed | {p50:.2f}× | ≤ 1.10× | {_verdict(p50, 1.10, '≤')} |")
+        lines.append(f"| warm p50 vs seed | {p50:.2f}x | ≤ 1.10x | {_verdict(p50, 1.10, '≤')} |")
         lines.append(
-            f"| warm throughput vs seed | {rps:.2f}× | ≥ 0.90× | {_verdict(rps, 0.90, '≥')} |"
+            f"| warm throughput vs seed | {rps:.2f}x | ≥ 0.90x | {_verdict(rps, 0.90, '≥')} |"
         )
     if importtime:
         lines += [
