@@ -204,3 +204,77 @@ def test_no_input_produces_a_server_error(url, body, headers):
             response = client.request(method, f"{url}/sample/mcp", content=body, headers=merged)
             assert response.status_code < 500, (response.status_code, response.text)
             assert "Traceback" not in response.text
+
+
+class TestGuardRules:
+    """The Host/Origin rules on their own, over ASGI (no network needed)."""
+
+    @staticmethod
+    def status(host: str | None, origin: str | None = None, scheme: str = "https") -> int:
+        import asyncio
+
+        from mcp_common.hardening import HostOriginGuardMiddleware
+
+        async def ok(scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        guard = HostOriginGuardMiddleware(
+            ok,
+            allowed_hosts=["*.execute-api.eu-west-1.amazonaws.com", "mcp.example.com"],
+            allowed_origins=["https://app.example.com:443"],
+        )
+        headers = [(b"host", host.encode())] if host is not None else []
+        if origin is not None:
+            headers.append((b"origin", origin.encode()))
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        scope = {
+            "type": "http",
+            "scheme": scheme,
+            "headers": headers,
+            "path": "/",
+            "method": "POST",
+        }
+        asyncio.run(guard(scope, receive, send))
+        return sent[0]["status"]
+
+    @pytest.mark.parametrize(
+        ("host", "expected"),
+        [
+            ("abc123.execute-api.eu-west-1.amazonaws.com", 200),
+            ("MCP.example.com:443", 200),
+            ("127.0.0.1:8080", 200),
+            ("[::1]:8080", 200),
+            ("localhost", 200),
+            ("abc123.execute-api.us-east-1.amazonaws.com", 421),
+            ("execute-api.eu-west-1.amazonaws.com.evil.net", 421),
+            ("evil.example.net", 421),
+            (None, 421),
+        ],
+    )
+    def test_hosts(self, host, expected):
+        assert self.status(host) == expected
+
+    @pytest.mark.parametrize(
+        ("origin", "expected"),
+        [
+            ("https://app.example.com", 200),  # allowed (default port normalised)
+            ("https://mcp.example.com", 200),  # same origin as the Host
+            ("https://mcp.example.com:443/", 200),
+            ("http://mcp.example.com", 403),  # other scheme: another origin
+            ("https://evil.example.net", 403),
+            ("null", 403),
+        ],
+    )
+    def test_origins(self, origin, expected):
+        assert self.status("mcp.example.com", origin) == expected
+
+    def test_loopback_origin_on_loopback_host(self):
+        assert self.status("127.0.0.1:8080", "http://localhost:3000", scheme="http") == 200

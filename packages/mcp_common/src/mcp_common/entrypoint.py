@@ -5,15 +5,48 @@ This is what `run.sh` execs, under the Lambda Web Adapter and locally alike.
 
 from __future__ import annotations
 
+import gc
 import logging
+from typing import TYPE_CHECKING
 
 from mcp_common.logs import configure_logging
 from mcp_common.service import ServiceSpec
 
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from mcp_common.settings import RuntimeSettings
+
 
 def serve(spec: ServiceSpec) -> None:
     """Build the service's app and serve it until the process is told to stop."""
+    # Start-up builds hundreds of thousands of objects that live as long as the process;
+    # letting the cyclic collector scan them again and again while they are being built is
+    # wasted cold-start time. Collection resumes once the app exists.
+    gc.disable()
+    try:
+        app, runtime = _build(spec)
+    finally:
+        # What exists now lives as long as the process: keep it out of every future
+        # collection, and collect the young generation less often (per-request garbage is
+        # freed by reference counting), which lowers per-request CPU on the warm path.
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
+        gc.enable()
     import uvicorn
+
+    uvicorn.run(
+        app,
+        host=runtime.bind_host(),
+        port=runtime.port,
+        log_config=None,  # keep our JSON handlers; uvicorn's records propagate to them
+        access_log=False,  # the MCP request line is the access log
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _build(spec: ServiceSpec) -> tuple[Starlette, RuntimeSettings]:
     from pydantic import ValidationError
 
     from mcp_common.app import AppSettings, create_app
@@ -25,17 +58,7 @@ def serve(spec: ServiceSpec) -> None:
         configure_logging("INFO")
         logging.getLogger(__name__).critical("invalid configuration: %s", _summary(exc))
         raise SystemExit(2) from None
-    runtime = settings.runtime
-    app = create_app(spec, settings)
-    uvicorn.run(
-        app,
-        host=runtime.bind_host(),
-        port=runtime.port,
-        log_config=None,  # keep our JSON handlers; uvicorn's records propagate to them
-        access_log=False,  # the MCP request line is the access log
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
+    return create_app(spec, settings), settings.runtime
 
 
 def _summary(error: Exception) -> str:

@@ -1,5 +1,8 @@
 """HTTP hardening in front of the MCP endpoint: paths, sizes, versions, envelopes, deadlines.
 
+All of it is plain ASGI: one pass over the body serves the size limit, the JSON-RPC
+envelope check, the request log's method/tool fields and the tool-call deadline.
+
 API Gateway and the Web Adapter forward paths verbatim, so a redirect issued here
 would carry a Location without the stage prefix and break clients; the endpoint
 answers with and without a trailing slash instead. Every refusal is a 4xx with a
@@ -10,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from typing import Any
 
-from fastmcp.exceptions import ToolError
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_common.logs import current_request
 
 SUPPORTED_PROTOCOL_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 MCP_CORS_HEADERS = [
@@ -47,6 +52,75 @@ class TrailingSlashMiddleware:
         await self.app(scope, receive, send)
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _host_name(value: str) -> str:
+    """`Host` or origin authority without port and brackets, lowercased."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _origin_key(origin: str) -> str:
+    """`scheme://host[:port]` with default ports dropped, for exact comparison."""
+    origin = origin.strip().rstrip("/").lower()
+    for default in (("http://", ":80"), ("https://", ":443")):
+        if origin.startswith(default[0]) and origin.endswith(default[1]):
+            return origin[: -len(default[1])]
+    return origin
+
+
+class HostOriginGuardMiddleware:
+    """DNS-rebinding and cross-origin protection: `Host` must be allowed (else 421), and a
+    request carrying an `Origin` must come from an allowed origin or the same origin (else 403).
+
+    The allow-lists are normalised once here; fastmcp's equivalent guard re-derives them and
+    parses addresses on every request, which was the largest cost on the warm path.
+    Loopback hosts are always allowed (the Web Adapter's readiness check uses them).
+    """
+
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: Iterable[str], allowed_origins: Iterable[str]
+    ) -> None:
+        self.app = app
+        hosts = {_host_name(host) for host in allowed_hosts} | LOOPBACK_HOSTS
+        self.exact_hosts = frozenset(host for host in hosts if "*" not in host and "?" not in host)
+        self.host_patterns = tuple(host for host in hosts if host not in self.exact_hosts)
+        self.origins = frozenset(_origin_key(origin) for origin in allowed_origins)
+
+    def _host_allowed(self, host: str) -> bool:
+        return host in self.exact_hosts or any(fnmatchcase(host, p) for p in self.host_patterns)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host_header = origin = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host_header = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        if host_header is None or not self._host_allowed(_host_name(host_header)):
+            await PlainTextResponse("Misdirected Request", status_code=421)(scope, receive, send)
+            return
+        if origin is not None and not self._origin_allowed(origin, scope, host_header):
+            await PlainTextResponse("Forbidden Origin", status_code=403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _origin_allowed(self, origin: str, scope: Scope, host_header: str) -> bool:
+        key = _origin_key(origin)
+        if key in self.origins:
+            return True
+        if key == _origin_key(f"{scope.get('scheme', 'http')}://{host_header}"):
+            return True  # same origin
+        origin_host = _host_name(key.split("://", 1)[-1])
+        return origin_host in LOOPBACK_HOSTS and _host_name(host_header) in LOOPBACK_HOSTS
+
+
 def _jsonrpc_error(status: int, code: int, message: str, request_id: Any = None) -> JSONResponse:
     body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=status)
@@ -75,12 +149,23 @@ def _envelope_problem(message: object) -> str | None:
 
 
 class RequestGuardMiddleware:
-    """Bound the body (413), check MCP-Protocol-Version (400) and the JSON-RPC envelope (400)."""
+    """Bound the body (413), check MCP-Protocol-Version (400) and the JSON-RPC envelope (400),
+    name the method and tool for the request log, and answer every tools/call by its deadline.
+    """
 
-    def __init__(self, app: ASGIApp, mcp_path: str, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        mcp_path: str,
+        max_body_bytes: int,
+        tool_timeout_seconds: float,
+        tool_names: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.mcp_path = mcp_path
         self.max_body_bytes = max_body_bytes
+        self.tool_timeout_seconds = tool_timeout_seconds
+        self.tool_names = frozenset(tool_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.mcp_path:
@@ -108,13 +193,71 @@ class RequestGuardMiddleware:
         if body is None:
             await self._too_large(scope, receive, send)
             return
-        problem = self._problem(body)
+        try:
+            message = json.loads(body)
+        except ValueError:
+            await self.app(scope, _replay(body, receive), send)  # the transport answers -32700
+            return
+        problem = _envelope_problem(message)
         if problem is not None:
             await _jsonrpc_error(400, INVALID_REQUEST, f"Invalid Request: {problem}")(
                 scope, receive, send
             )
             return
-        await self.app(scope, _replay(body, receive), send)
+        method = message.get("method")
+        tool = None
+        if method == "tools/call":
+            params = message.get("params") or {}
+            tool = params.get("name") if isinstance(params.get("name"), str) else None
+        record = current_request.get()
+        if record is not None:
+            record.method = method
+            record.tool = tool
+            record.unknown_tool = method == "tools/call" and tool not in self.tool_names
+        if method == "tools/call" and "id" in message:
+            await self._call_with_deadline(scope, _replay(body, receive), send, message["id"], tool)
+        else:
+            await self.app(scope, _replay(body, receive), send)
+
+    async def _call_with_deadline(
+        self, scope: Scope, receive: Receive, send: Send, request_id: Any, tool: str | None
+    ) -> None:
+        """Answer a tool error at the deadline if the tool has not answered by then.
+
+        A synchronous tool runs in a worker thread that cannot be interrupted, so the
+        answer cannot wait for it: a timer sends the error, and the tool's late answer
+        is dropped. A timer costs far less per call than a task.
+        """
+        loop = asyncio.get_running_loop()
+        state = {"started": False, "timed_out": False}
+        pending: set[asyncio.Task[None]] = set()
+
+        async def guarded_send(message: Message) -> None:
+            if state["timed_out"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        def on_deadline() -> None:
+            if state["started"]:
+                return
+            state["timed_out"] = True
+            text = (
+                f"tool {tool!r} did not finish within {self.tool_timeout_seconds:g} s; "
+                "try again or narrow the request"
+            )
+            result = {"content": [{"type": "text", "text": text}], "isError": True}
+            response = JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result})
+            pending.add(loop.create_task(response(scope, receive, send)))
+
+        timer = loop.call_later(self.tool_timeout_seconds, on_deadline)
+        try:
+            await self.app(scope, receive, guarded_send)
+        finally:
+            timer.cancel()
+            if pending:
+                await asyncio.gather(*pending)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it exceeds the limit."""
@@ -132,14 +275,6 @@ class RequestGuardMiddleware:
             if not message.get("more_body"):
                 break
         return b"".join(chunks)
-
-    @staticmethod
-    def _problem(body: bytes) -> str | None:
-        try:
-            message = json.loads(body)
-        except ValueError:
-            return None  # unparseable: the transport answers -32700 Parse error
-        return _envelope_problem(message)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _jsonrpc_error(
@@ -159,25 +294,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-class ToolDeadlineMiddleware(Middleware):
-    """Every tool call answers within `seconds`: past it, the caller gets a tool error."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    async def on_call_tool(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-    ) -> Any:
-        # A sync tool runs in a worker thread that cannot be cancelled, so the call is
-        # awaited in its own task and abandoned (not waited for) when the deadline passes.
-        task = asyncio.ensure_future(call_next(context))
-        done, _ = await asyncio.wait({task}, timeout=self.seconds)
-        if not done:
-            task.cancel()
-            name = getattr(context.message, "name", "?")
-            raise ToolError(
-                f"tool {name!r} did not finish within {self.seconds:g} s; try again or narrow the request"
-            )
-        return task.result()

@@ -1,11 +1,14 @@
 """Structured logging: one JSON object per line on stdout, one line per MCP request.
 
 CloudWatch indexes JSON lines, so every record (ours, fastmcp's, uvicorn's) goes
-through one formatter. The request line is assembled in two layers: an ASGI
-wrapper opens a record per HTTP request (timing, Lambda request ids) and the
-fastmcp middleware fills in the MCP method, tool and outcome. A request that
-never reaches MCP dispatch (unparseable body, wrong Accept, refused by auth) is
-still logged, as a protocol error with its HTTP status.
+through one formatter. The request line is assembled at the ASGI edge, without a
+fastmcp middleware (whose chain alone costs more per request than everything
+here): this wrapper opens a record per HTTP request (timing, Lambda request ids),
+the request guard fills in the MCP method and tool from the body it validates,
+and the outcome is read from the response that went to the client: a JSON-RPC
+error or an HTTP error is a protocol error, a result with `isError` a tool error.
+A request refused before dispatch (unparseable body, wrong Accept, auth) is still
+logged, as a protocol error with its HTTP status.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fastmcp.server.middleware import CallNext, MiddlewareContext
-from fastmcp.server.middleware import Middleware as _FastMCPMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Outcome = Literal["ok", "tool_error", "protocol_error"]
 
 REQUEST_LOGGER = "mcp_common.request"
+FIELDS_ATTRIBUTE = "_fields"
+"""A record attribute holding a dict of fields to write as they are (see JsonFormatter)."""
 
 _SKIPPED_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -41,25 +44,41 @@ _CHATTY_LOGGERS = (
 )
 
 
+# One encoder for every line: json.dumps with any keyword builds a new encoder per call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object: time, level, logger, message, extras, traceback."""
 
+    _second: int = -1
+    _second_text: str = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once per second, not once per line
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _SKIPPED_RECORD_FIELDS and not key.startswith("_"):
-                entry[key] = value
+        fields = record.__dict__.get(FIELDS_ATTRIBUTE)
+        if fields is not None:  # the request line: its fields come ready, skip the scan
+            entry.update(fields)
+        else:
+            for key, value in record.__dict__.items():
+                if key not in _SKIPPED_RECORD_FIELDS and not key.startswith("_"):
+                    entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODER.encode(entry)
 
-
-JsonFormatter.converter = time.gmtime  # type: ignore[assignment]
 
 _configured_level: str | None = None
 
@@ -86,6 +105,14 @@ def configure_logging(level: str = "INFO") -> None:
             lib_logger.removeHandler(existing)
         lib_logger.propagate = True
         lib_logger.setLevel(logging.NOTSET)
+    # Fields the JSON line never shows: skip computing them on every record (logging HOWTO,
+    # "Optimization").
+    logging.logThreads = False
+    logging._srcfile = None  # no caller lookup (sys._getframe) per record: lines carry no file
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    if hasattr(logging, "logAsyncioTasks"):
+        logging.logAsyncioTasks = False
     chatty_level = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(chatty_level)
@@ -105,6 +132,7 @@ class RequestRecord:
     tool: str | None = None
     outcome: Outcome | None = None
     error: str | None = None
+    unknown_tool: bool = False
     logged: bool = False
 
     def fields(self, status: int | None = None) -> dict[str, Any]:
@@ -122,6 +150,8 @@ class RequestRecord:
         }
         return {key: value for key, value in data.items() if value is not None}
 
+
+_request_logger = logging.getLogger(REQUEST_LOGGER)
 
 current_request: ContextVar[RequestRecord | None] = ContextVar("mcp_request_record", default=None)
 
@@ -155,19 +185,44 @@ def emit_request_line(record: RequestRecord, status: int | None = None) -> None:
         return
     record.logged = True
     level = logging.WARNING if record.outcome == "protocol_error" else logging.INFO
-    logging.getLogger(REQUEST_LOGGER).log(level, "mcp request", extra=record.fields(status))
+    if _request_logger.isEnabledFor(level):
+        _request_logger.log(level, "mcp request", extra={FIELDS_ATTRIBUTE: record.fields(status)})
+
+
+def _tool_error_text(body: bytes) -> str | None:
+    """The message a tool error result carried to the client (safe to log: the client saw it)."""
+    try:
+        content = json.loads(body)["result"]["content"]
+        return str(content[0]["text"])[:300]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def classify_response(record: RequestRecord, status: int | None, body: bytes) -> None:
+    """Set the record's outcome from the response the client received."""
+    if record.outcome is not None:
+        return
+    if status is None or status >= 400 or b'"error":{' in body[:200]:
+        record.outcome = "protocol_error"
+    elif b'"isError":true' in body:
+        record.outcome = "protocol_error" if record.unknown_tool else "tool_error"
+        record.error = _tool_error_text(body)
+    else:
+        record.outcome = "ok"
 
 
 class RequestLogASGIMiddleware:
-    """Open a RequestRecord for each HTTP request to the MCP endpoint; log the ones MCP never saw."""
+    """One log line per HTTP request to the MCP endpoint, written as its response completes."""
 
     def __init__(self, app: ASGIApp, service: str, mcp_path: str) -> None:
         self.app = app
         self.service = service
         self.mcp_path = mcp_path
+        self.slashed = f"{mcp_path}/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") != self.mcp_path:
+        path = scope.get("path")
+        if scope["type"] != "http" or (path != self.mcp_path and path != self.slashed):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -177,18 +232,14 @@ class RequestLogASGIMiddleware:
         )
         status: int | None = None
 
-        def finish() -> None:
-            if record.outcome is None:
-                ok = status is not None and status < 400
-                record.outcome = "ok" if ok else "protocol_error"
-            emit_request_line(record, status)
-
         async def send_and_log(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body"):
-                finish()  # before the last byte leaves, so the line precedes the client's next step
+                # Before the last byte leaves, so the line precedes the client's next step.
+                classify_response(record, status, message.get("body", b""))
+                emit_request_line(record, status)
             await send(message)
 
         token = current_request.set(record)
@@ -196,35 +247,5 @@ class RequestLogASGIMiddleware:
             await self.app(scope, receive, send_and_log)
         finally:
             current_request.reset(token)
-            finish()
-
-
-def _classify(exc: BaseException) -> Outcome:
-    from fastmcp.exceptions import ToolError
-
-    return "tool_error" if isinstance(exc, ToolError) else "protocol_error"
-
-
-class RequestLogMiddleware(_FastMCPMiddleware):
-    """Annotate the current request's record with MCP method, tool name and outcome."""
-
-    async def on_message(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-    ) -> Any:
-        record = current_request.get()
-        if record is None:
-            return await call_next(context)
-        record.method = context.method
-        if context.method == "tools/call":
-            record.tool = getattr(context.message, "name", None)
-        try:
-            result = await call_next(context)
-        except Exception as exc:
-            record.outcome = _classify(exc)
-            # A tool error's message is written for the caller, so it is safe to log;
-            # anything else is summarised by type (its traceback is logged by fastmcp).
-            record.error = str(exc)[:300] if record.outcome == "tool_error" else type(exc).__name__
-            raise
-        is_error = getattr(result, "is_error", None) or getattr(result, "isError", None)
-        record.outcome = "tool_error" if is_error else "ok"
-        return result
+            classify_response(record, status, b"")
+            emit_request_line(record, status)
