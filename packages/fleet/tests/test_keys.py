@@ -9,9 +9,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from fleet.cli import main
+from fleet.testing import fake_aws
 from mcp_common.auth import hash_key, parse_records
 
 KEY = re.compile(r"^\s+(mcpk_[A-Za-z0-9_-]{40,})$", re.MULTILINE)
@@ -93,11 +93,8 @@ def test_list_and_revoke(records_file, capsys):
 
 
 @pytest.fixture
-def aws(monkeypatch) -> Iterator[None]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
+def aws() -> Iterator[None]:
+    with fake_aws():
         yield
 
 

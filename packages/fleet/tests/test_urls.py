@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from fleet.cli import main
+from fleet.testing import fake_aws
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 STACK_TEMPLATE = {
@@ -28,11 +28,8 @@ STACK_TEMPLATE = {
 
 
 @pytest.fixture
-def stack(monkeypatch) -> Iterator[str]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
+def stack() -> Iterator[str]:
+    with fake_aws("eu-west-1"):
         boto3.client("cloudformation").create_stack(
             StackName="mcp-fleet", TemplateBody=json.dumps(STACK_TEMPLATE)
         )

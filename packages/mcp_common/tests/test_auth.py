@@ -10,9 +10,8 @@ import boto3
 import httpx2 as httpx
 import pytest
 from joserfc.jwk import RSAKey
-from moto import mock_aws
 
-from fleet.testing import MCP_HEADERS, JwtIssuer, app_settings, serve
+from fleet.testing import MCP_HEADERS, JwtIssuer, app_settings, fake_aws, serve
 from mcp_common.app import create_app
 from mcp_common.auth import ApiKeyRecord, ApiKeyStore, StaticKeySource, hash_key, parse_records
 
@@ -152,15 +151,8 @@ class TestKeyRecords:
 
 
 @pytest.fixture
-def aws(monkeypatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+def aws() -> Iterator[None]:
+    with fake_aws():
         yield
 
 

@@ -82,7 +82,26 @@ def find_python(version: str) -> str | None:
     return None
 
 
-def _install_flags(platform: Platform) -> list[str]:
+def install_requirements(root: Path, target: Path, requirements: Path, flags: list[str]) -> None:
+    """Install exactly the listed (locked, pinned) wheels into `target`, nothing else."""
+    _run(
+        [
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(target),
+            "--no-deps",
+            "-r",
+            str(requirements),
+            *flags,
+        ],
+        root,
+    )
+
+
+def install_flags(platform: Platform) -> list[str]:
     if platform == "lambda":
         return [
             "--python-platform",
@@ -141,7 +160,7 @@ def build_service(
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    flags = _install_flags(platform)
+    flags = install_flags(platform)
     with tempfile.TemporaryDirectory(prefix=f"fleet-build-{service.name}-") as scratch_dir:
         scratch = Path(scratch_dir)
         log(f"[{service.name}] exporting locked dependencies")
@@ -164,21 +183,7 @@ def build_service(
             )
         )
         log(f"[{service.name}] installing third-party wheels ({platform})")
-        _run(
-            [
-                "uv",
-                "pip",
-                "install",
-                "--quiet",
-                "--target",
-                str(out),
-                "--no-deps",
-                "-r",
-                str(requirements),
-                *flags,
-            ],
-            root,
-        )
+        install_requirements(root, out, requirements, flags)
         log(f"[{service.name}] building workspace members from source")
         wheels = scratch / "wheels"
         for package in (*WORKSPACE_LIBRARIES, f"{service.name}-service"):

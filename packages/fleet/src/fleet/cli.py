@@ -79,9 +79,14 @@ def _cmd_new(args: argparse.Namespace) -> int:
     root = find_root()
     target = create_service(root, args.name, lock=not args.no_lock)
     print(f"created {target.relative_to(root)}; next:")
-    print(f"  uv run pytest services/{args.name}      # its tests")
-    print(f"  uv run fleet dev                       # serves /{args.name}/mcp")
-    print("  uv run fleet check && uv run sam build  # consistent, then built for Lambda")
+    steps = [
+        (f"uv run pytest services/{args.name}", "its tests"),
+        ("uv run fleet dev", f"serves /{args.name}/mcp"),
+        ("uv run fleet check && uv run sam build", "consistent, then built for Lambda"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    for command, why in steps:
+        print(f"  {command.ljust(width)}  # {why}")
     return 0
 
 

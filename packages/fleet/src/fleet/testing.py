@@ -94,12 +94,41 @@ def run_script(
         wait_for_http(base + health_path, timeout=timeout, process=process)
         yield base, process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s: the process is gone when this returns."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def fake_aws(region: str = "us-east-1") -> Iterator[None]:
+    """moto's in-process AWS with throwaway credentials, restored afterwards."""
+    from moto import mock_aws
+
+    names = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+    )
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names[:3], "testing"), AWS_DEFAULT_REGION=region)
+    try:
+        with mock_aws():
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def app_settings(**env: str) -> AppSettings:

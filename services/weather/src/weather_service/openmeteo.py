@@ -75,6 +75,22 @@ def _forecast_params(
     return params
 
 
+async def _forecast_block(
+    client: OpenMeteoClient, params: dict[str, str | int | float], block: str, deadline: Deadline
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(whole answer, `block`, `block`_units) of a forecast request, or ProviderError."""
+    data = await client.get_json(
+        client.settings.forecast_url,
+        params,
+        ttl=client.settings.forecast_cache_seconds,
+        deadline=deadline,
+    )
+    values, units = data.get(block), data.get(f"{block}_units")
+    if not isinstance(values, dict) or not isinstance(units, dict):
+        raise _unreadable(f"no '{block}' block")
+    return data, values, units
+
+
 async def fetch_current(
     client: OpenMeteoClient, latitude: float, longitude: float, units: Units, deadline: Deadline
 ) -> dict[str, Any]:
@@ -83,15 +99,7 @@ async def fetch_current(
         **_forecast_params(latitude, longitude, units),
         "current": ",".join(CURRENT_VARIABLES),
     }
-    data = await client.get_json(
-        client.settings.forecast_url,
-        params,
-        ttl=client.settings.forecast_cache_seconds,
-        deadline=deadline,
-    )
-    current, current_units = data.get("current"), data.get("current_units")
-    if not isinstance(current, dict) or not isinstance(current_units, dict):
-        raise _unreadable("no 'current' block")
+    data, current, current_units = await _forecast_block(client, params, "current", deadline)
     missing = [name for name in ("time", *CURRENT_VARIABLES) if current.get(name) is None]
     if missing:
         raise _unreadable(f"missing current {', '.join(missing)}")
@@ -135,15 +143,7 @@ async def fetch_daily(
         "daily": ",".join(DAILY_VARIABLES),
         "forecast_days": days,
     }
-    data = await client.get_json(
-        client.settings.forecast_url,
-        params,
-        ttl=client.settings.forecast_cache_seconds,
-        deadline=deadline,
-    )
-    daily, daily_units = data.get("daily"), data.get("daily_units")
-    if not isinstance(daily, dict) or not isinstance(daily_units, dict):
-        raise _unreadable("no 'daily' block")
+    data, daily, daily_units = await _forecast_block(client, params, "daily", deadline)
     dates = daily.get("time")
     series = {name: daily.get(name) for name in DAILY_VARIABLES}
     if not isinstance(dates, list) or any(

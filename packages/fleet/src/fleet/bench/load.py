@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fleet.bench.probe import request_bytes
+from fleet.bench.probe import parse_head, request_bytes
 
 
 @dataclass(frozen=True)
@@ -20,14 +20,7 @@ class WarmResult:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
+    status, length = parse_head(await reader.readuntil(b"\r\n\r\n"))
     body = await reader.readexactly(length)
     return status, body
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.testing import stop
+
 CALL = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -36,6 +38,18 @@ def request_bytes(
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
 
 
+def parse_head(head: bytes) -> tuple[int, int]:
+    """(status, content-length) of an HTTP/1.1 response head."""
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, length
+
+
 def read_response(sock: socket.socket, buffer: bytes = b"") -> tuple[int, bytes, bytes]:
     """(status, body, leftover) of one HTTP/1.1 response with a content-length."""
     while b"\r\n\r\n" not in buffer:
@@ -44,13 +58,7 @@ def read_response(sock: socket.socket, buffer: bytes = b"") -> tuple[int, bytes,
             raise ConnectionError("closed")
         buffer += chunk
     head, _, rest = buffer.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
+    status, length = parse_head(head)
     while len(rest) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -109,12 +117,7 @@ def spawned(
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def cold_start(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fleet.bench.load import WarmResult, measure
 from fleet.bench.probe import ColdStart, call_once, cold_start, free_port, spawned
-from fleet.build import build_service
+from fleet.build import build_service, install_flags, install_requirements
 from fleet.workspace import service_dirs
 from mcp_common.auth import hash_key
 
@@ -90,21 +90,7 @@ def _package_script_app(
     out.mkdir(parents=True)
     reqs = out.parent / f"{out.name}-requirements.txt"
     reqs.write_text(requirements)
-    _run(
-        [
-            "uv",
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(out),
-            "--no-deps",
-            "-r",
-            str(reqs),
-            *platform_flags,
-        ],
-        root,
-    )
+    install_requirements(root, out, reqs, platform_flags)
     shutil.copy2(source, out / "app.py")
     run_sh = out / "run.sh"
     run_sh.write_text('#!/bin/sh\ncd "$(dirname "$0")" && exec python app.py\n')
@@ -114,10 +100,6 @@ def _package_script_app(
     if compile_bytecode:
         _run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(out)], root)
     return out
-
-
-def _host_flags() -> list[str]:
-    return ["--python", sys.executable, "--only-binary", ":all:"]
 
 
 def prepare(root: Path, work: Path, log) -> tuple[list[Variant], dict[str, Path]]:
@@ -132,7 +114,7 @@ def prepare(root: Path, work: Path, log) -> tuple[list[Variant], dict[str, Path]
         HERE / "seed_app.py",
         _requirements(root, "mcp-common"),
         False,
-        _host_flags(),
+        install_flags("host"),
     )
     log("packaging the floor (bare ASGI JSON-RPC on uvicorn)")
     floor_reqs = "\n".join(
@@ -141,7 +123,7 @@ def prepare(root: Path, work: Path, log) -> tuple[list[Variant], dict[str, Path]
         if line.split("==")[0].strip() in {"uvicorn", "h11", "click", "typing-extensions"}
     )
     floor = _package_script_app(
-        root, work / "floor", HERE / "floor_app.py", floor_reqs, True, _host_flags()
+        root, work / "floor", HERE / "floor_app.py", floor_reqs, True, install_flags("host")
     )
     bare = work / "bare-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
