@@ -35,8 +35,8 @@ class BuildResult:
     bytecode_by: str | None
 
 
-def _run(command: list[str], cwd: Path) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+def run_command(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise FleetError(
             f"`{' '.join(command)}` failed:\n{result.stderr.strip() or result.stdout.strip()}"
@@ -82,9 +82,16 @@ def find_python(version: str) -> str | None:
     return None
 
 
+def locked_requirements(root: Path, package: str, hashes: bool = True) -> str:
+    """`package`'s third-party run-time dependencies, pinned from uv.lock (requirements.txt)."""
+    command = ["uv", "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-header"]
+    command += ["--package", package, "--format", "requirements.txt"]
+    return run_command(command if hashes else [*command, "--no-hashes"], root)
+
+
 def install_requirements(root: Path, target: Path, requirements: Path, flags: list[str]) -> None:
     """Install exactly the listed (locked, pinned) wheels into `target`, nothing else."""
-    _run(
+    run_command(
         [
             "uv",
             "pip",
@@ -133,7 +140,7 @@ def _compile(out: Path, platform: Platform, log: callable) -> str | None:
             "(about twice as slow)."
         )
         return None
-    _run(
+    run_command(
         [
             python,
             "-m",
@@ -165,29 +172,13 @@ def build_service(
         scratch = Path(scratch_dir)
         log(f"[{service.name}] exporting locked dependencies")
         requirements = scratch / "requirements.txt"
-        requirements.write_text(
-            _run(
-                [
-                    "uv",
-                    "export",
-                    "--frozen",
-                    "--no-dev",
-                    "--no-emit-workspace",
-                    "--no-header",
-                    "--package",
-                    f"{service.name}-service",
-                    "--format",
-                    "requirements.txt",
-                ],
-                root,
-            )
-        )
+        requirements.write_text(locked_requirements(root, f"{service.name}-service"))
         log(f"[{service.name}] installing third-party wheels ({platform})")
         install_requirements(root, out, requirements, flags)
         log(f"[{service.name}] building workspace members from source")
         wheels = scratch / "wheels"
         for package in (*WORKSPACE_LIBRARIES, f"{service.name}-service"):
-            _run(
+            run_command(
                 [
                     "uv",
                     "build",
@@ -201,7 +192,7 @@ def build_service(
                 root,
             )
         # --no-cache: same name and version as last time must never mean last time's code.
-        _run(
+        run_command(
             [
                 "uv",
                 "pip",

@@ -22,7 +22,13 @@ from pathlib import Path
 
 from fleet.bench.load import WarmResult, measure
 from fleet.bench.probe import ColdStart, call_once, cold_start, free_port, spawned
-from fleet.build import build_service, install_flags, install_requirements
+from fleet.build import (
+    build_service,
+    install_flags,
+    install_requirements,
+    locked_requirements,
+    run_command,
+)
 from fleet.workspace import service_dirs
 from mcp_common.auth import hash_key
 
@@ -52,30 +58,8 @@ class Settings:
     cold_build: bool = True
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
-    return result.stdout
-
-
 def _requirements(root: Path, package: str) -> str:
-    return _run(
-        [
-            "uv",
-            "export",
-            "--frozen",
-            "--no-dev",
-            "--no-emit-workspace",
-            "--no-header",
-            "--no-hashes",
-            "--package",
-            package,
-            "--format",
-            "requirements.txt",
-        ],
-        root,
-    )
+    return locked_requirements(root, package, hashes=False)
 
 
 def _package_script_app(
@@ -98,7 +82,7 @@ def _package_script_app(
     for cache in list(out.rglob("__pycache__")):
         shutil.rmtree(cache)
     if compile_bytecode:
-        _run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(out)], root)
+        run_command([sys.executable, "-m", "compileall", "-q", "-j", "0", str(out)], root)
     return out
 
 
@@ -220,7 +204,7 @@ def build_fleet(root: Path, out: Path, cache: Path | None) -> float:
         env["UV_CACHE_DIR"] = str(cache)
     started = time.perf_counter()
     for service in service_dirs(root):
-        _run(
+        run_command(
             [
                 "uv",
                 "run",
