@@ -6,6 +6,7 @@ locally is what runs deployed: same routes, same middleware, same settings.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from fastmcp import FastMCP
@@ -109,8 +110,6 @@ def _http_middleware(
             )
         )
     else:
-        import logging
-
         logging.getLogger(__name__).warning(
             "MCP_AUTH=none for service %r: every request is accepted; local development only",
             spec.name,
