@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_common.logs import current_request
+from mcp_common.logs import current_request, json_header
 from mcp_common.settings import AuthSettings
 
 if TYPE_CHECKING:
@@ -304,11 +304,8 @@ def public_base_url(scope: Scope, headers: dict[bytes, bytes], configured: str |
     """The URL prefix clients use: configured, else API Gateway's domain and stage, else Host."""
     if configured:
         return configured.rstrip("/")
-    try:
-        context = json.loads(headers.get(b"x-amzn-request-context", b"") or b"{}")
-    except ValueError:
-        context = {}
-    if isinstance(context, dict) and context.get("domainName") and context.get("stage"):
+    context = json_header(headers, b"x-amzn-request-context")
+    if context.get("domainName") and context.get("stage"):
         return f"https://{context['domainName']}/{context['stage']}"
     host = headers.get(b"host", b"localhost").decode("latin-1")
     return f"{scope.get('scheme', 'http')}://{host}"

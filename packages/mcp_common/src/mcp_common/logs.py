@@ -156,7 +156,8 @@ _request_logger = logging.getLogger(REQUEST_LOGGER)
 current_request: ContextVar[RequestRecord | None] = ContextVar("mcp_request_record", default=None)
 
 
-def _json_header(headers: dict[bytes, bytes], name: bytes) -> dict[str, Any]:
+def json_header(headers: dict[bytes, bytes], name: bytes) -> dict[str, Any]:
+    """A header holding a JSON object (as the Web Adapter's are), or {} if absent or not one."""
     raw = headers.get(name)
     if not raw:
         return {}
@@ -169,8 +170,8 @@ def _json_header(headers: dict[bytes, bytes], name: bytes) -> dict[str, Any]:
 
 def lambda_request_ids(headers: dict[bytes, bytes]) -> tuple[str | None, str | None]:
     """(Lambda request id, API Gateway request id) from the Web Adapter's headers."""
-    lambda_ctx = _json_header(headers, b"x-amzn-lambda-context")
-    request_ctx = _json_header(headers, b"x-amzn-request-context")
+    lambda_ctx = json_header(headers, b"x-amzn-lambda-context")
+    request_ctx = json_header(headers, b"x-amzn-request-context")
     lambda_id = lambda_ctx.get("request_id") or lambda_ctx.get("requestId")
     apigw_id = request_ctx.get("requestId") or request_ctx.get("request_id")
     return (
