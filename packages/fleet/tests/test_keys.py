@@ -12,7 +12,7 @@ import pytest
 
 from fleet.cli import main
 from fleet.testing import fake_aws
-from mcp_common.auth import hash_key, parse_records
+from mcp_common.apikeys import hash_key, parse_records
 
 KEY = re.compile(r"^\s+(mcpk_[A-Za-z0-9_-]{40,})$", re.MULTILINE)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +15,14 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from fleet.testing import MCP_HEADERS, JwtIssuer, app_settings, fake_aws, serve
+from mcp_common.apikeys import (
+    ApiKeyRecord,
+    ApiKeyStore,
+    KeyStoreUnavailable,
+    hash_key,
+    parse_records,
+)
 from mcp_common.app import create_app
-from mcp_common.auth import ApiKeyRecord, ApiKeyStore, StaticKeySource, hash_key, parse_records
 
 KEYS = {
     "alice": "mcpk_alice_0123456789abcdef",
@@ -101,7 +110,8 @@ class TestApiKeys:
         post(keyed_url, {"x-api-key": KEYS["bob"]})
         post(keyed_url, {"authorization": "Bearer mcpk_wrong_guess"})
         lines = log_lines.requests()
-        assert [line.get("principal") for line in lines] == ["alice", None, None]
+        # A refused key that is known is named in the log (never in the response).
+        assert [line.get("principal") for line in lines] == ["alice", "bob", None]
         assert [line["http_status"] for line in lines] == [200, 403, 401]
         everything = log_lines.stream.getvalue()
         for secret in [*KEYS.values(), "mcpk_wrong_guess"]:
@@ -127,27 +137,116 @@ class TestKeyRecords:
         )
         assert record.expired()
 
-    async def test_store_refreshes_after_ttl_and_fails_closed(self):
-        now = [0.0]
-        text = [json.dumps(RECORDS[:1])]
+    @pytest.mark.parametrize(
+        "name", ["Łukasz laptop", 'ci", error="forged', "", "a" * 65, "-leading", "sp ace"]
+    )
+    def test_unsafe_names_are_refused(self, name):
+        with pytest.raises(ValueError, match="name"):
+            parse_records(json.dumps([{**RECORDS[0], "name": name}]))
 
-        class FlakySource(StaticKeySource):
-            def read(self) -> str:
-                if text[0] is None:
-                    raise OSError("store unreachable")
-                return text[0]
+    def test_validation_errors_never_quote_a_value(self):
+        raw_key = "mcpk_pasted_where_the_hash_belongs_0123456789"
+        with pytest.raises(ValueError) as caught:
+            parse_records(json.dumps([{**RECORDS[0], "sha256": raw_key}]))
+        assert raw_key not in str(caught.value)
+        assert "sha256" in str(caught.value)
+        with pytest.raises(ValueError) as caught:
+            parse_records('[{"name": "x", "sha256": "secret-ish-text-that-is-not-json')
+        assert "secret-ish" not in str(caught.value)
 
-        store = ApiKeyStore(FlakySource(""), ttl=60, clock=lambda: now[0])
+
+class FakeSource:
+    """A key source whose answer, failure or hang the test controls."""
+
+    description = "fake store"
+
+    def __init__(self, records: list[dict]) -> None:
+        self.text: str | None = json.dumps(records)
+        self.release = threading.Event()
+        self.release.set()
+        self.reads = 0
+
+    def read(self) -> str:
+        self.reads += 1
+        self.release.wait(30)
+        if self.text is None:
+            raise OSError("store unreachable")
+        return self.text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def settle(store: ApiKeyStore) -> None:
+    """Wait for the store's read in flight, if any, to finish."""
+    for _ in range(200):
+        if store._inflight is None or store._inflight.done():
+            return
+        await asyncio.sleep(0.01)
+
+
+class TestKeyStore:
+    async def test_refresh_after_ttl_serves_stale_then_revokes(self):
+        source, clock = FakeSource(RECORDS[:1]), Clock()
+        store = ApiKeyStore(source, ttl=60, max_stale=3600, clock=clock)
+        store.start()
         assert (await store.lookup(KEYS["alice"])).name == "alice"
-        text[0] = json.dumps(RECORDS[1:2])
-        now[0] = 30.0
-        assert (await store.lookup(KEYS["alice"])).name == "alice"  # cached within the TTL
-        now[0] = 61.0
+        source.text = json.dumps(RECORDS[1:2])
+        clock.now = 30.0
+        assert (await store.lookup(KEYS["alice"])).name == "alice"  # within the TTL
+        assert source.reads == 1
+        clock.now = 61.0
+        assert (await store.lookup(KEYS["alice"])).name == "alice"  # stale while re-reading
+        await settle(store)
         assert await store.lookup(KEYS["alice"]) is None  # revoked by the refresh
-        text[0] = None
-        now[0] = 200.0
-        with pytest.raises(RuntimeError, match="unavailable"):
-            await store.lookup(KEYS["bob"])
+        assert source.reads == 2
+
+    async def test_failed_refresh_keeps_records_for_max_stale_then_fails_closed(self):
+        source, clock = FakeSource(RECORDS[:1]), Clock()
+        store = ApiKeyStore(source, ttl=60, max_stale=600, clock=clock)
+        store.start()
+        source.text = None
+        clock.now = 100.0
+        assert (await store.lookup(KEYS["alice"])).name == "alice"
+        await settle(store)
+        clock.now = 599.0
+        assert (await store.lookup(KEYS["alice"])).name == "alice"  # last good records
+        await settle(store)
+        clock.now = 601.0
+        with pytest.raises(KeyStoreUnavailable):
+            await store.lookup(KEYS["alice"])
+
+    async def test_a_hung_store_answers_every_request_within_the_wait(self):
+        source = FakeSource(RECORDS)
+        source.release.clear()  # every read hangs
+        store = ApiKeyStore(source, ttl=60, max_stale=600, wait=0.3)
+        started = time.monotonic()
+        store.start(wait=0.2)
+        assert time.monotonic() - started < 1.0
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(store.lookup(KEYS["alice"]) for _ in range(20)), return_exceptions=True
+        )
+        assert time.monotonic() - started < 1.5  # not queued behind one another
+        assert all(isinstance(result, KeyStoreUnavailable) for result in results)
+        assert source.reads == 1  # one read in flight, shared
+        source.release.set()
+        await settle(store)
+        assert (await store.lookup(KEYS["alice"])).name == "alice"
+
+    async def test_invalidate_forgets_records(self):
+        source = FakeSource(RECORDS[:1])
+        store = ApiKeyStore(source, ttl=3600, max_stale=3600)
+        store.start()
+        source.text = json.dumps(RECORDS[1:2])
+        store.invalidate()
+        assert await store.lookup(KEYS["alice"]) is None
+        assert (await store.lookup(KEYS["bob"])).name == "bob"
 
 
 @pytest.fixture
@@ -257,15 +356,12 @@ class TestJwt:
             "resource_name": "sample",
         }
 
-    def test_metadata_uses_api_gateway_stage(self, jwt_url):
-        context = json.dumps(
-            {"domainName": "abc.execute-api.eu-west-1.amazonaws.com", "stage": "prod"}
-        )
+    def test_a_forged_gateway_context_is_ignored_outside_lambda(self, jwt_url):
+        context = json.dumps({"domainName": "attacker.example", "stage": "prod"})
         response = post(jwt_url, {"x-amzn-request-context": context})
-        assert (
-            'resource_metadata="https://abc.execute-api.eu-west-1.amazonaws.com/prod/'
-            '.well-known/oauth-protected-resource/sample/mcp"'
-        ) in response.headers["www-authenticate"]
+        challenge = response.headers["www-authenticate"]
+        assert "attacker.example" not in challenge
+        assert f'resource_metadata="{jwt_url}/.well-known/' in challenge
 
     @pytest.mark.parametrize(
         "claims",
@@ -290,8 +386,33 @@ class TestJwt:
         token = issuer[0].token(aud="mcp-fleet", scope="mcp:call", signing_key=forger)
         assert post(jwt_url, self.bearer(token)).status_code == 401
 
-    def test_garbage_token_is_401(self, jwt_url):
-        assert post(jwt_url, self.bearer("not.a.jwt")).status_code == 401
+    @pytest.mark.parametrize(
+        "token",
+        ["not.a.jwt", "x", "a.b.c.d", "eyJhbGciOiJub25lIn0.e30.", "W1tbW1tb" * 300 + ".e30.x"],
+    )
+    def test_garbage_token_is_401(self, jwt_url, token):
+        assert post(jwt_url, self.bearer(token)).status_code == 401
+
+    def test_not_yet_valid_token_is_401(self, jwt_url, issuer):
+        future = int(time.time()) + 365 * 86400
+        token = issuer[0].token(aud="mcp-fleet", scope="mcp:call", nbf=future)
+        response = post(jwt_url, self.bearer(token))
+        assert response.status_code == 401
+        assert "not valid yet" in response.json()["error_description"]
+
+    def test_nbf_within_the_clock_skew_is_accepted(self, jwt_url, issuer):
+        token = issuer[0].token(aud="mcp-fleet", scope="mcp:call", nbf=int(time.time()) + 10)
+        assert post(jwt_url, self.bearer(token)).status_code == 200
+
+    def test_unsigned_token_is_401(self, jwt_url):
+        import base64
+
+        def part(data: dict) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+        claims = {"iss": "https://issuer.test", "aud": "mcp-fleet", "exp": 9999999999}
+        token = f"{part({'alg': 'none', 'kid': 'test-key'})}.{part(claims)}."
+        assert post(jwt_url, self.bearer(token)).status_code == 401
 
     def test_missing_scope_is_403(self, jwt_url, issuer):
         token = issuer[0].token(aud="mcp-fleet", scope="other")

@@ -88,7 +88,7 @@ class TestCors:
 
     def test_preflight_for_foreign_origin_is_refused(self, url):
         response = self.preflight(url, "https://evil.example.net")
-        assert response.status_code == 400
+        assert response.status_code == 403  # the Origin guard answers before CORS
         assert "access-control-allow-origin" not in response.headers
 
 
@@ -109,34 +109,131 @@ class TestRequestGuard:
         response = httpx.post(f"{url}/sample/mcp", content=chunks(), headers=MCP_HEADERS)
         assert response.status_code == 413
 
-    def test_unsupported_protocol_version_is_400(self, url):
-        response = post(url, mcp_protocol_version="1999-01-01")
-        assert response.status_code == 400
-        assert "unsupported MCP-Protocol-Version" in response.json()["error"]["message"]
-
     @pytest.mark.parametrize(
-        ("body", "message"),
+        ("body", "message", "request_id"),
         [
-            ([LIST_TOOLS], "batches are not supported"),
-            ({"id": 1, "method": "tools/list"}, '"jsonrpc"'),
-            ({"jsonrpc": "2.0", "id": 1}, 'needs a "method"'),
-            ({"jsonrpc": "2.0", "id": True, "method": "x"}, '"id"'),
-            ({"jsonrpc": "2.0", "id": 1, "method": 5}, '"method"'),
-            ({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": [1]}, '"params"'),
-            ("just a string", "JSON object"),
+            ([LIST_TOOLS], "batches are not supported", None),
+            ({"id": 7, "method": "tools/list"}, '"jsonrpc"', 7),
+            ({"jsonrpc": "2.0", "id": "a8"}, 'needs a "method"', "a8"),
+            ({"jsonrpc": "2.0", "id": True, "method": "x"}, '"id"', None),
+            ({"jsonrpc": "2.0", "id": 9, "method": 5}, '"method"', 9),
+            ({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": [1]}, '"params"', 10),
+            ("just a string", "JSON object", None),
         ],
     )
-    def test_malformed_jsonrpc_is_invalid_request(self, url, body, message):
-        response = post(url, body)
+    @pytest.mark.parametrize("version", [None, "2025-06-18", "2026-07-28"])
+    def test_malformed_jsonrpc_is_invalid_request_with_its_id(
+        self, url, body, message, request_id, version
+    ):
+        headers = {"mcp_protocol_version": version} if version else {}
+        response = post(url, body, **headers)
         assert response.status_code == 400
-        error = response.json()["error"]
-        assert error["code"] == -32600
-        assert message in error["message"]
+        answer = response.json()
+        assert answer["error"]["code"] == -32600
+        assert message in answer["error"]["message"]
+        assert answer["id"] == request_id
 
     def test_parse_error_still_minus_32700(self, url):
         response = post(url, b"{nope")
         assert response.status_code == 400
         assert response.json()["error"]["code"] == -32700
+
+
+class TestProtocolVersions:
+    """Versions are the MCP library's to judge; the edge lets its exact answers through."""
+
+    @staticmethod
+    def discover(url: str, header: str, envelope: str) -> httpx.Response:
+        body = {
+            "jsonrpc": "2.0",
+            "id": 301,
+            "method": "server/discover",
+            "params": {
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": envelope,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                }
+            },
+        }
+        return post(url, body, mcp_protocol_version=header, mcp_method="server/discover")
+
+    def test_unsupported_version_is_sep_2575_error_with_the_request_id(self, url):
+        response = self.discover(url, "v999.0.0", "v999.0.0")
+        assert response.status_code == 400
+        answer = response.json()
+        assert answer["id"] == 301
+        assert answer["error"]["data"]["requested"] == "v999.0.0"
+        assert "2026-07-28" in answer["error"]["data"]["supported"]
+
+    @pytest.mark.parametrize(("header", "envelope"), [("2026-07-28", "v9"), ("v9", "2026-07-28")])
+    def test_header_disagreeing_with_meta_is_header_mismatch(self, url, header, envelope):
+        response = self.discover(url, header, envelope)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == -32020
+        assert response.json()["id"] == 301
+
+    def test_supported_modern_version_is_served(self, url):
+        response = self.discover(url, "2026-07-28", "2026-07-28")
+        assert response.status_code == 200
+        assert "2026-07-28" in response.json()["result"]["supportedVersions"]
+
+
+HOSTILE_BODIES = {
+    "deep nesting": b'{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"x":'
+    + b"[" * 100_000
+    + b"]" * 100_000
+    + b"}}",
+    "huge integer": b'{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"x":'
+    + b"9" * 20_000
+    + b"}}",
+    "invalid UTF-8": b'{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"x":"\xff\xfe"}}',
+    "lone surrogate": b'{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"x":"\\ud800"}}',
+}
+
+
+@pytest.fixture(scope="module")
+def roomy_url(sample_spec) -> Iterator[str]:
+    """The sample service with a body limit large enough for the hostile bodies."""
+    app = create_app(sample_spec, app_settings(MCP_AUTH="none", MCP_MAX_BODY_BYTES="400000"))
+    with serve(app) as base:
+        yield base
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_BODIES))
+def test_hostile_json_is_a_4xx_jsonrpc_error_and_no_traceback(roomy_url, log_lines, name):
+    response = post(roomy_url, HOSTILE_BODIES[name])
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["code"] in (-32700, -32600, -32602)
+    assert "Traceback" not in log_lines.stream.getvalue()
+    [line] = log_lines.requests()
+    assert line["outcome"] == "protocol_error"
+    assert post(roomy_url).status_code == 200  # still healthy
+
+
+@pytest.mark.parametrize(
+    "header", [b"x-amzn-request-context", b"x-amzn-lambda-context", b"x-amzn-trace-id"]
+)
+def test_hostile_json_headers_are_ignored(roomy_url, log_lines, header):
+    response = httpx.post(
+        f"{roomy_url}/sample/mcp",
+        json=LIST_TOOLS,
+        headers={**MCP_HEADERS, header.decode(): "[" * 12_000},
+    )
+    assert response.status_code == 200
+    assert "Traceback" not in log_lines.stream.getvalue()
+
+
+def test_absurd_content_length_is_refused_cleanly(roomy_url):
+    import socket
+
+    port = int(roomy_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /sample/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: " + b"9" * 5000 + b"\r\nconnection: close\r\n\r\n{}"
+        )
+        status_line = sock.recv(100).split(b"\r\n", 1)[0]
+    assert int(status_line.split()[1]) in (400, 413)
 
 
 def test_slow_tool_hits_the_deadline_as_a_tool_error(url):
@@ -160,14 +257,22 @@ HEADER_NAMES = st.sampled_from(
         "content-type",
         "accept",
         "mcp-protocol-version",
+        "mcp-method",
+        "mcp-name",
         "origin",
+        "host",
         "authorization",
         "x-api-key",
-        "mcp-method",
         "content-encoding",
+        "x-amzn-request-context",
+        "x-amzn-lambda-context",
+        "x-amzn-trace-id",
     ]
 )
-HEADER_VALUES = st.from_regex(r"[!-~]([ -~]{0,38}[!-~])?", fullmatch=True)
+HEADER_VALUES = st.one_of(
+    st.from_regex(r"[!-~]([ -~]{0,38}[!-~])?", fullmatch=True),
+    st.sampled_from(['{"domainName": 5, "stage": []}', "[" * 3000, "[::1]:x", r'"\u2028"']),
+)
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -186,10 +291,27 @@ MESSAGES = st.fixed_dictionaries(
     },
     optional={"id": JSON_VALUES, "params": JSON_VALUES},
 )
+
+
+def _encode(value: object) -> bytes:
+    return httpx.Request("POST", "/", json=value).content
+
+
+def _hostile(text: bytes) -> st.SearchStrategy[bytes]:
+    """Message bodies with a hostile fragment spliced in where a value belongs."""
+    return MESSAGES.map(lambda m: _encode({**m, "params": "@"}).replace(b'"@"', text))
+
+
 BODIES = st.one_of(
     st.binary(max_size=300),
-    JSON_VALUES.map(lambda v: httpx.Request("POST", "/", json=v).content),
-    MESSAGES.map(lambda v: httpx.Request("POST", "/", json=v).content),
+    JSON_VALUES.map(_encode),
+    MESSAGES.map(_encode),
+    st.integers(min_value=1100, max_value=1500).flatmap(lambda d: _hostile(b"[" * d + b"]" * d)),
+    st.integers(min_value=4400, max_value=6000).flatmap(lambda n: _hostile(b"7" * n)),
+    _hostile(b'"\xff\xfe\xc3"'),
+    _hostile(b'{"name": "echo", "name": 5, "arguments": {"text": 1}}'),  # duplicate keys
+    _hostile(b'{"name": ["echo"], "arguments": "text"}'),  # wrong types
+    MESSAGES.map(lambda m: _encode({**m, "method": "tools/call", "params": {"name": 5}})),
 )
 
 
@@ -197,13 +319,16 @@ BODIES = st.one_of(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=BODIES, headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=4))
-def test_no_input_produces_a_server_error(url, body, headers):
+def test_no_input_produces_a_server_error(roomy_url, log_lines, body, headers):
     merged = {**MCP_HEADERS, **headers}
     with httpx.Client(timeout=10) as client:
         for method in ("POST", "PUT"):
-            response = client.request(method, f"{url}/sample/mcp", content=body, headers=merged)
+            response = client.request(
+                method, f"{roomy_url}/sample/mcp", content=body, headers=merged
+            )
             assert response.status_code < 500, (response.status_code, response.text)
             assert "Traceback" not in response.text
+    assert "Traceback" not in log_lines.stream.getvalue()
 
 
 class TestGuardRules:
@@ -253,7 +378,14 @@ class TestGuardRules:
             ("127.0.0.1:8080", 200),
             ("[::1]:8080", 200),
             ("localhost", 200),
+            ("[0:0:0:0:0:0:0:1]:8080", 200),
             ("abc123.execute-api.us-east-1.amazonaws.com", 421),
+            ('[::1]", error="forged', 421),
+            ("[::1]x", 421),
+            ("[not-an-address]", 421),
+            ("mcp.example.com:443:1", 421),
+            ("mcp.example.com:http", 421),
+            ("mcp.example.com@evil.net", 421),
             ("execute-api.eu-west-1.amazonaws.com.evil.net", 421),
             ("evil.example.net", 421),
             (None, 421),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mcp_common.auth import hash_key
+from mcp_common.apikeys import hash_key
 
 PROBE = """
 import json, sys
@@ -36,11 +36,11 @@ def modules_after_start(env: dict[str, str]) -> set[str]:
     [
         (
             {"MCP_AUTH": "none"},
-            {"mcp_common.auth", "boto3", "botocore", "fastmcp.server.auth.providers.jwt"},
+            {"mcp_common.apikeys", "mcp_common.tokens", "boto3", "botocore"},
         ),
         (
             {"MCP_AUTH": "api_key", "MCP_API_KEYS": KEYS},
-            {"boto3", "botocore", "fastmcp.server.auth.providers.jwt"},
+            {"boto3", "botocore", "mcp_common.tokens"},
         ),
         (
             {
@@ -49,7 +49,7 @@ def modules_after_start(env: dict[str, str]) -> set[str]:
                 "MCP_JWT_ISSUER": "https://issuer.test",
                 "MCP_JWT_AUDIENCE": "a",
             },
-            {"boto3", "botocore"},
+            {"boto3", "botocore", "mcp_common.apikeys"},
         ),
     ],
     ids=["none", "api_key-env", "jwt"],

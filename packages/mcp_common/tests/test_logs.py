@@ -83,11 +83,72 @@ def test_crash_traceback_goes_to_the_log_only(sample_url, log_lines):
     assert "RuntimeError" in tracebacks[0]["exception"]
 
 
-def test_unknown_tool_is_a_protocol_error(sample_url, log_lines):
-    call(sample_url, "nope", {})
+def test_unknown_tool_is_logged_as_the_client_saw_it(sample_url, log_lines):
+    result = call(sample_url, "nope", {}).json()["result"]
+    assert result["isError"] is True
     [line] = log_lines.requests()
-    assert line["outcome"] == "protocol_error"
-    assert line["tool"] == "nope"
+    assert line["outcome"] == "tool_error"
+    assert line["tool"] == "(unknown)"
+    assert line["name_excerpt"] == "nope"
+
+
+def test_expected_tool_errors_are_not_logged_as_errors(sample_url, log_lines):
+    call(sample_url, "refuse", {"reason": "nope"})
+    assert [entry["level"] for entry in log_lines.entries()] == ["INFO"]  # the request line
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["A" * 900_000, "line\nbreak\u2028" * 30, "\x00\x1b[31mred", "ünïcödé-😀" * 10],
+    ids=["huge", "line separators", "control", "non-ascii"],
+)
+def test_hostile_tool_names_never_reach_the_log_whole(sample_url, log_lines, name):
+    call(sample_url, name, {})
+    [line] = log_lines.requests()
+    assert line["tool"] == "(unknown)"
+    assert len(line["name_excerpt"]) <= 43
+    assert line["name_excerpt"].isascii()
+    assert len(log_lines.stream.getvalue()) < 2000
+
+
+def test_hostile_method_names_never_reach_the_log_whole(sample_url, log_lines):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "A" * 1_000_000}
+    httpx.post(f"{sample_url}/sample/mcp", json=body, headers=MCP_HEADERS, timeout=10)
+    [line] = log_lines.requests()
+    assert line["mcp_method"] == "(invalid)"
+    assert line["name_excerpt"].startswith("AAAA")
+    assert len(log_lines.stream.getvalue()) < 2000
+
+
+def test_argument_values_never_reach_the_log(sample_url, log_lines):
+    secret = "sk_live_0123456789abcdef"
+    response = call(sample_url, "echo", {"text": {"nested": secret}})
+    assert response.json()["result"]["isError"] is True
+    [line] = log_lines.requests()
+    assert line["outcome"] == "tool_error"
+    assert "text" in line["error"]
+    assert "type=" in line["error"]
+    assert secret not in log_lines.stream.getvalue()
+
+
+def test_every_line_is_capped_and_still_json():
+    from mcp_common.logs import MAX_LINE_BYTES
+
+    try:
+        raise ValueError("x" * 50_000)
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "ü" * 100_000, (), sys.exc_info()
+        )
+    record.detail = "y" * 30_000
+    line = JsonFormatter().format(record)
+    assert len(line.encode()) <= MAX_LINE_BYTES
+    entry = json.loads(line)
+    assert entry["truncated"] is True
+    assert entry["exception"].endswith("x" * 100)  # the tail names the error
+    assert entry["logger"] == "x"
 
 
 def test_transport_rejections_are_logged_as_protocol_errors(sample_url, log_lines):

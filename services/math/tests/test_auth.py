@@ -11,7 +11,7 @@ import httpx2 as httpx
 import pytest
 
 from fleet.testing import MCP_HEADERS, JwtIssuer, run_script, serve
-from mcp_common.auth import hash_key
+from mcp_common.apikeys import hash_key
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
 CALL = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fleet.workspace import FleetError
-from mcp_common.auth import ApiKeyRecord, dump_records, hash_key, parse_records
+from mcp_common.apikeys import ApiKeyRecord, dump_records, hash_key, parse_records
 
 DEFAULT_FILE = Path(".fleet/api-keys.json")
 KEY_PREFIX = "mcpk_"

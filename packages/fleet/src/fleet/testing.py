@@ -182,6 +182,23 @@ class JwtIssuer:
         header = {"alg": "RS256", "kid": self.kid}
         return jwt.encode(header, payload, signing_key or self.key)
 
+    def cognito_token(
+        self,
+        client_id: str,
+        scopes: str | None = None,
+        token_use: str = "access",
+        sub: str | None = "user-1",
+        **claims: object,
+    ) -> str:
+        """A token shaped like Cognito's: access tokens carry `client_id`, `token_use` and
+        `scope` but no `aud`; id tokens carry `aud` (the client) and `token_use: id`.
+        Client-credentials (machine) tokens have no `sub` (pass sub=None)."""
+        if token_use == "id":
+            shaped: dict[str, object] = {"aud": client_id, "token_use": "id", "email": "a@b.c"}
+        else:
+            shaped = {"client_id": client_id, "token_use": token_use, "scope": scopes}
+        return self.token(sub=sub, **{**shaped, **claims})
+
     def jwks_app(self) -> ASGIApp:
         """A Starlette app answering the JWKS at /.well-known/jwks.json."""
         from starlette.applications import Starlette
@@ -192,6 +209,72 @@ class JwtIssuer:
             return JSONResponse(self.jwks())
 
         return Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
+
+
+@contextlib.contextmanager
+def silent_listener(host: str = "127.0.0.1") -> Iterator[str]:
+    """A TCP socket that accepts connections and never answers (a hung dependency); yields
+    its URL. Connections are held open until the block ends."""
+    server = socket.socket()
+    server.bind((host, 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop_event = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop_event.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.getsockname()[1]}"
+    finally:
+        stop_event.set()
+        thread.join(2)
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+@contextlib.contextmanager
+def dripping_server(body: bytes, seconds_per_byte: float, host: str = "127.0.0.1") -> Iterator[str]:
+    """An HTTP server that answers 200 but sends its body one byte every `seconds_per_byte`
+    (each read returns in time, the whole never does); yields its URL."""
+    server = socket.socket()
+    server.bind((host, 0))
+    server.listen(64)
+    stop_event = threading.Event()
+
+    def drip(connection: socket.socket) -> None:
+        with contextlib.suppress(OSError), connection:
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n" % len(body)
+            )
+            for byte in body:
+                if stop_event.wait(seconds_per_byte):
+                    return
+                connection.sendall(bytes([byte]))
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop_event.is_set():
+            with contextlib.suppress(OSError):
+                connection = server.accept()[0]
+                threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.getsockname()[1]}"
+    finally:
+        stop_event.set()
+        thread.join(2)
+        server.close()
 
 
 def copy_workspace(source: Path, target: Path) -> Path:

@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from mcp_common.auth import Authenticator, AuthMiddleware, build_authenticator
 from mcp_common.discovery import DiscoveredTool, discover_tools
 from mcp_common.hardening import (
     MCP_CORS_HEADERS,
@@ -64,12 +65,26 @@ def build_server(spec: ServiceSpec, tools: list[DiscoveredTool] | None = None) -
 
 
 def _http_middleware(
-    spec: ServiceSpec, settings: AppSettings, tool_names: frozenset[str]
+    spec: ServiceSpec,
+    settings: AppSettings,
+    tool_names: frozenset[str],
+    authenticator: Authenticator,
 ) -> list[Middleware]:
-    """Outermost first: log, CORS (if origins are allowed), Host/Origin, path, size/version/
-    envelope/deadline, auth."""
+    """Outermost first: request log, Host/Origin, CORS (if origins are allowed), path, auth,
+    then size/envelope/deadline.
+
+    Authentication comes before anything reads the body: an unauthenticated client learns
+    nothing but 401 and cannot make the server buffer or parse a byte of what it sent.
+    """
     http = settings.http
-    middleware = [Middleware(RequestLogASGIMiddleware, service=spec.name, mcp_path=spec.mcp_path)]
+    middleware = [
+        Middleware(RequestLogASGIMiddleware, service=spec.name, mcp_path=spec.mcp_path),
+        Middleware(
+            HostOriginGuardMiddleware,
+            allowed_hosts=http.allowed_hosts,
+            allowed_origins=http.allowed_origins,
+        ),
+    ]
     if http.allowed_origins:  # no allowed origins: no CORS answers at all (preflights get 405)
         middleware.append(
             Middleware(
@@ -81,39 +96,31 @@ def _http_middleware(
                 max_age=600,
             )
         )
-    middleware += [
+    middleware.append(Middleware(TrailingSlashMiddleware, paths=(spec.mcp_path,)))
+    if settings.auth.effective_mode == "none":
+        logging.getLogger(__name__).warning(
+            "MCP_AUTH=none for service %r: every request is accepted; local development only",
+            spec.name,
+        )
+    middleware.append(
         Middleware(
-            HostOriginGuardMiddleware,
-            allowed_hosts=http.allowed_hosts,
-            allowed_origins=http.allowed_origins,
-        ),
-        Middleware(TrailingSlashMiddleware, paths=(spec.mcp_path,)),
+            AuthMiddleware,
+            authenticator=authenticator,
+            service=spec.name,
+            mcp_path=spec.mcp_path,
+            open_paths=(spec.health_path,),
+            settings=settings.auth,
+        )
+    )
+    middleware.append(
         Middleware(
             RequestGuardMiddleware,
             mcp_path=spec.mcp_path,
             max_body_bytes=http.max_body_bytes,
             tool_timeout_seconds=http.tool_timeout_seconds,
             tool_names=tool_names,
-        ),
-    ]
-    if settings.auth.effective_mode != "none":
-        from mcp_common.auth import AuthMiddleware, build_authenticator
-
-        middleware.append(
-            Middleware(
-                AuthMiddleware,
-                authenticator=build_authenticator(settings.auth),
-                service=spec.name,
-                mcp_path=spec.mcp_path,
-                open_paths=(spec.health_path,),
-                settings=settings.auth,
-            )
         )
-    else:
-        logging.getLogger(__name__).warning(
-            "MCP_AUTH=none for service %r: every request is accepted; local development only",
-            spec.name,
-        )
+    )
     return middleware
 
 
@@ -123,14 +130,17 @@ def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starle
     configure_logging(settings.runtime.log_level)
     tools = discover_tools(spec.tools_package)
     server = build_server(spec, tools)
+    authenticator = build_authenticator(settings.auth)
+    tool_names = frozenset(t.tool.name for t in tools)
     app = server.http_app(
         path=spec.mcp_path,
         stateless_http=True,
         json_response=True,
         host_origin_protection=False,  # the strict guard is placed explicitly below
-        middleware=_http_middleware(spec, settings, frozenset(t.tool.name for t in tools)),
+        middleware=_http_middleware(spec, settings, tool_names, authenticator),
     )
     app.router.redirect_slashes = False
     app.state.mcp_server = server
     app.state.service = spec
+    app.state.authenticator = authenticator
     return app

@@ -1,4 +1,4 @@
-"""HTTP hardening in front of the MCP endpoint: paths, sizes, versions, envelopes, deadlines.
+"""HTTP hardening in front of the MCP endpoint: Host/Origin, paths, sizes, envelopes, deadlines.
 
 All of it is plain ASGI: one pass over the body serves the size limit, the JSON-RPC
 envelope check, the request log's method/tool fields and the tool-call deadline.
@@ -12,18 +12,18 @@ JSON body (a JSON-RPC error where the client speaks JSON-RPC), never a 5xx.
 from __future__ import annotations
 
 import asyncio
-import json
+import ipaddress
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_common.logs import current_request
+from mcp_common import untrusted
+from mcp_common.logs import INVALID_NAME, UNKNOWN_TOOL, RequestRecord, current_request
+from mcp_common.untrusted import decimal_length
 
-SUPPORTED_PROTOCOL_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 MCP_CORS_HEADERS = [
     "content-type",
     "authorization",
@@ -53,14 +53,41 @@ class TrailingSlashMiddleware:
 
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
 
 
-def _host_name(value: str) -> str:
-    """`Host` or origin authority without port and brackets, lowercased."""
+def parse_host(value: str) -> str | None:
+    """The host of a `Host` value or origin authority (RFC 9110 §7.2: `uri-host [":" port]`),
+    lowercased, without port and brackets; None if it is malformed.
+
+    A bracketed IPv6 literal must be a valid address (returned in its compressed form), a
+    name may hold only letters, digits, `-`, `.` and `_`, and a port only digits, so no
+    crafted value can pass as an allowed host.
+    """
     value = value.strip().lower()
     if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        end = value.find("]")
+        if end < 0:
+            return None
+        try:
+            host = str(ipaddress.IPv6Address(value[1:end]))
+        except ValueError:
+            return None
+        port = value[end + 1 :]
+    else:
+        host, colon, port = value.partition(":")
+        port = colon + port
+        if not host or not _NAME_CHARS.issuperset(host):
+            return None
+    digits = port[1:]
+    if port and (port[0] != ":" or len(digits) > 5 or (digits and not digits.isdigit())):
+        return None
+    return host
+
+
+def _allow_list_host(entry: str) -> str:
+    """An allow-list entry in the form parse_host gives hosts (`*` wildcards kept as is)."""
+    return parse_host(entry) or entry.strip().lower().strip("[]")
 
 
 def _origin_key(origin: str) -> str:
@@ -85,12 +112,14 @@ class HostOriginGuardMiddleware:
         self, app: ASGIApp, allowed_hosts: Iterable[str], allowed_origins: Iterable[str]
     ) -> None:
         self.app = app
-        hosts = {_host_name(host) for host in allowed_hosts} | LOOPBACK_HOSTS
+        hosts = {_allow_list_host(host) for host in allowed_hosts} | LOOPBACK_HOSTS
         self.exact_hosts = frozenset(host for host in hosts if "*" not in host and "?" not in host)
         self.host_patterns = tuple(host for host in hosts if host not in self.exact_hosts)
         self.origins = frozenset(_origin_key(origin) for origin in allowed_origins)
 
-    def _host_allowed(self, host: str) -> bool:
+    def _host_allowed(self, host: str | None) -> bool:
+        if host is None:
+            return False
         return host in self.exact_hosts or any(fnmatchcase(host, p) for p in self.host_patterns)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,7 +132,7 @@ class HostOriginGuardMiddleware:
                 host_header = value.decode("latin-1")
             elif name == b"origin":
                 origin = value.decode("latin-1")
-        if host_header is None or not self._host_allowed(_host_name(host_header)):
+        if host_header is None or not self._host_allowed(parse_host(host_header)):
             await PlainTextResponse("Misdirected Request", status_code=421)(scope, receive, send)
             return
         if origin is not None and not self._origin_allowed(origin, scope, host_header):
@@ -117,13 +146,22 @@ class HostOriginGuardMiddleware:
             return True
         if key == _origin_key(f"{scope.get('scheme', 'http')}://{host_header}"):
             return True  # same origin
-        origin_host = _host_name(key.split("://", 1)[-1])
-        return origin_host in LOOPBACK_HOSTS and _host_name(host_header) in LOOPBACK_HOSTS
+        origin_host = parse_host(key.split("://", 1)[-1])
+        return origin_host in LOOPBACK_HOSTS and parse_host(host_header) in LOOPBACK_HOSTS
 
 
 def _jsonrpc_error(status: int, code: int, message: str, request_id: Any = None) -> JSONResponse:
     body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=status)
+
+
+def request_id_of(message: object) -> str | int | None:
+    """The message's id if it has a valid one (a string or an integer), else None."""
+    if isinstance(message, dict):
+        request_id = message.get("id")
+        if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+            return request_id
+    return None
 
 
 def _envelope_problem(message: object) -> str | None:
@@ -134,8 +172,7 @@ def _envelope_problem(message: object) -> str | None:
         return "a JSON-RPC message must be a JSON object"
     if message.get("jsonrpc") != "2.0":
         return 'missing or wrong "jsonrpc" member: must be "2.0"'
-    request_id = message.get("id")
-    if "id" in message and (isinstance(request_id, bool) or not isinstance(request_id, str | int)):
+    if "id" in message and request_id_of(message) is None:
         return '"id" must be a string or an integer'
     if "method" in message:
         if not isinstance(message["method"], str) or not message["method"]:
@@ -149,8 +186,16 @@ def _envelope_problem(message: object) -> str | None:
 
 
 class RequestGuardMiddleware:
-    """Bound the body (413), check MCP-Protocol-Version (400) and the JSON-RPC envelope (400),
-    name the method and tool for the request log, and answer every tools/call by its deadline.
+    """Bound the body (413), check the JSON-RPC envelope (400), name the method and tool for
+    the request log, and answer every tools/call by its deadline.
+
+    It runs after authentication, so an unauthenticated client cannot make the server
+    buffer or parse anything. Protocol versions, protocol headers and unparseable bodies
+    are left to the MCP library, which knows every revision's rules (SEP-2575's
+    UnsupportedProtocolVersionError and HeaderMismatch among them). Only a malformed
+    envelope is answered here, because the library's answer for the handshake-era
+    revisions is wrong (-32602, a 202 for a boolean id); every such answer carries the
+    request's id when it has a valid one.
     """
 
     def __init__(
@@ -168,59 +213,63 @@ class RequestGuardMiddleware:
         self.tool_names = frozenset(tool_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.mcp_path:
+        if scope["type"] != "http" or scope["path"] != self.mcp_path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        version = headers.get(b"mcp-protocol-version")
-        if version is not None and version.decode("latin-1") not in SUPPORTED_PROTOCOL_VERSIONS:
-            supported = ", ".join(SUPPORTED_PROTOCOL_VERSIONS)
-            response = _jsonrpc_error(
-                400,
-                INVALID_REQUEST,
-                f"unsupported MCP-Protocol-Version {version.decode('latin-1')!r}; supported: {supported}",
-            )
-            await response(scope, receive, send)
-            return
-        if scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._too_large(scope, receive, send)
-            return
+        declared = next(
+            (value for name, value in scope["headers"] if name == b"content-length"), None
+        )
+        if declared is not None:
+            length = decimal_length(declared)
+            if length is None or length > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
         body = await self._read_body(receive)
         if body is None:
             await self._too_large(scope, receive, send)
             return
-        try:
-            message = json.loads(body)
-        except ValueError:
-            await self.app(scope, _replay(body, receive), send)  # the transport answers -32700
+        record = current_request.get()
+        message = untrusted.loads(body)
+        if message is untrusted.UNPARSEABLE:
+            if record is not None:
+                record.error = "request body is not JSON"
+            await self.app(scope, _replay(body, receive), send)  # the library answers -32700
             return
         problem = _envelope_problem(message)
         if problem is not None:
-            await _jsonrpc_error(400, INVALID_REQUEST, f"Invalid Request: {problem}")(
-                scope, receive, send
+            if record is not None:
+                record.error = f"Invalid Request: {problem}"
+            response = _jsonrpc_error(
+                400, INVALID_REQUEST, f"Invalid Request: {problem}", request_id_of(message)
             )
+            await response(scope, receive, send)
             return
         method = message.get("method")
-        tool = None
-        if method == "tools/call":
-            params = message.get("params") or {}
-            tool = params.get("name") if isinstance(params.get("name"), str) else None
-        record = current_request.get()
+        tool = _tool_name(message) if method == "tools/call" else None
         if record is not None:
-            record.method = method
-            record.tool = tool
-            record.unknown_tool = method == "tools/call" and tool not in self.tool_names
+            self._describe(record, method, tool)
         if method == "tools/call" and "id" in message:
             await self._call_with_deadline(scope, _replay(body, receive), send, message["id"], tool)
         else:
             await self.app(scope, _replay(body, receive), send)
 
+    def _describe(self, record: RequestRecord, method: object, tool: object) -> None:
+        """Name the method and tool in the request log, never a hostile or unknown name whole."""
+        if method is None:
+            return  # a response posted by the client
+        record.method = untrusted.loggable_name(method)
+        if record.method is None:
+            record.method = INVALID_NAME
+            record.name_excerpt = untrusted.excerpt(method)
+        elif method == "tools/call":
+            if isinstance(tool, str) and tool in self.tool_names:
+                record.tool = tool
+            else:
+                record.tool = UNKNOWN_TOOL
+                record.name_excerpt = untrusted.excerpt(tool)
+
     async def _call_with_deadline(
-        self, scope: Scope, receive: Receive, send: Send, request_id: Any, tool: str | None
+        self, scope: Scope, receive: Receive, send: Send, request_id: Any, tool: object
     ) -> None:
         """Answer a tool error at the deadline if the tool has not answered by then.
 
@@ -243,8 +292,9 @@ class RequestGuardMiddleware:
             if state["started"]:
                 return
             state["timed_out"] = True
+            name = tool if tool in self.tool_names else "(unknown)"
             text = (
-                f"tool {tool!r} did not finish within {self.tool_timeout_seconds:g} s; "
+                f"tool {name!r} did not finish within {self.tool_timeout_seconds:g} s; "
                 "try again or narrow the request"
             )
             result = {"content": [{"type": "text", "text": text}], "isError": True}
@@ -281,6 +331,11 @@ class RequestGuardMiddleware:
             413, INVALID_REQUEST, f"request body exceeds {self.max_body_bytes} bytes"
         )
         await response(scope, receive, send)
+
+
+def _tool_name(message: dict[str, Any]) -> object:
+    params = message.get("params")
+    return params.get("name") if isinstance(params, dict) else None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -15,15 +15,25 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_common import untrusted
+
 Outcome = Literal["ok", "tool_error", "protocol_error"]
+INVALID_NAME: Final = "(invalid)"
+"""The request line's `mcp_method` when the method is too long or not printable."""
+UNKNOWN_TOOL: Final = "(unknown)"
+"""The request line's `tool` when the called tool is not one of the service's."""
+MAX_LINE_BYTES: Final = 8192
+"""No log line is longer: Lambda splits lines over 256 KB (breaking the JSON), and
+CloudWatch bills every byte, so one hostile request must not write a megabyte."""
 
 REQUEST_LOGGER = "mcp_common.request"
 FIELDS_ATTRIBUTE = "_fields"
@@ -77,9 +87,68 @@ class JsonFormatter(logging.Formatter):
                     entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        line = _ENCODER.encode(entry)
+        return line if len(line) <= MAX_LINE_BYTES // 4 else _capped(entry, line)
 
 
+def _encoded_size(value: object) -> int:
+    return len(_ENCODER.encode(value).encode())
+
+
+def _capped(entry: dict[str, Any], line: str) -> str:
+    """`line`, or the entry re-encoded with its long texts shortened to fit MAX_LINE_BYTES.
+
+    Only lines that could exceed the cap get here, so a common short line costs one length
+    comparison. The room is shared fairly between the long texts (a short one keeps all it
+    needs); a shortened text keeps its head and its tail, where a traceback names the error,
+    and the line says `"truncated": true`.
+    """
+    if len(line.encode()) <= MAX_LINE_BYTES:
+        return line
+    entry = {
+        key: value if isinstance(value, str | int | float | bool | None) else str(value)
+        for key, value in entry.items()
+    }
+    entry["truncated"] = True
+    long_keys = [key for key, value in entry.items() if isinstance(value, str) and len(value) > 64]
+    sizes = {key: _encoded_size(entry[key]) for key in long_keys}
+    room = MAX_LINE_BYTES - 256 - _encoded_size({**entry, **dict.fromkeys(long_keys, "")})
+    for index, key in enumerate(sorted(long_keys, key=sizes.__getitem__)):
+        share = max(64, room // (len(long_keys) - index))
+        value = entry[key]
+        if sizes[key] > share:
+            keep = max(16, int(share * len(value) / sizes[key]) // 2 - 24)
+            entry[key] = (
+                f"{value[:keep]} ...[{len(value) - 2 * keep} characters cut]... {value[-keep:]}"
+            )
+        room -= min(sizes[key], share)
+    line = _ENCODER.encode(entry)
+    if len(line.encode()) <= MAX_LINE_BYTES:
+        return line
+    fixed = {key: entry[key] for key in ("time", "level", "logger")}
+    return _ENCODER.encode({**fixed, "message": "log line too long", "truncated": True})
+
+
+class _ExpectedToolErrors(logging.Filter):
+    """Demote fastmcp's ERROR line for a ToolError to DEBUG.
+
+    A ToolError is an answer the tool chose (the caller reads it as `isError`), not a
+    fault: the request line already records it once, as `tool_error` with its message.
+    Unexpected exceptions keep their ERROR line and traceback (they carry exc_info).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno >= logging.ERROR
+            and not record.exc_info
+            and str(record.msg).startswith("Error calling tool")
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+_TOOL_ERRORS_FILTER = _ExpectedToolErrors()
 _configured_level: str | None = None
 
 
@@ -113,6 +182,9 @@ def configure_logging(level: str = "INFO") -> None:
     logging.logMultiprocessing = False
     if hasattr(logging, "logAsyncioTasks"):
         logging.logAsyncioTasks = False
+    tool_logger = logging.getLogger("fastmcp.server.server")
+    if _TOOL_ERRORS_FILTER not in tool_logger.filters:
+        tool_logger.addFilter(_TOOL_ERRORS_FILTER)
     chatty_level = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(chatty_level)
@@ -130,9 +202,11 @@ class RequestRecord:
     principal: str | None = None
     method: str | None = None
     tool: str | None = None
+    name_excerpt: str | None = None
     outcome: Outcome | None = None
     error: str | None = None
-    unknown_tool: bool = False
+    refusal: str | None = None
+    """Why the edge refused the request before MCP saw it: `auth`, `size`, `version`, ..."""
     logged: bool = False
 
     def fields(self, status: int | None = None) -> dict[str, Any]:
@@ -140,6 +214,7 @@ class RequestRecord:
             "service": self.service,
             "mcp_method": self.method,
             "tool": self.tool,
+            "name_excerpt": self.name_excerpt,
             "outcome": self.outcome,
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "lambda_request_id": self.lambda_request_id,
@@ -158,14 +233,7 @@ current_request: ContextVar[RequestRecord | None] = ContextVar("mcp_request_reco
 
 def json_header(headers: dict[bytes, bytes], name: bytes) -> dict[str, Any]:
     """A header holding a JSON object (as the Web Adapter's are), or {} if absent or not one."""
-    raw = headers.get(name)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return untrusted.json_object(headers.get(name))
 
 
 def lambda_request_ids(headers: dict[bytes, bytes]) -> tuple[str | None, str | None]:
@@ -190,13 +258,21 @@ def emit_request_line(record: RequestRecord, status: int | None = None) -> None:
         _request_logger.log(level, "mcp request", extra={FIELDS_ATTRIBUTE: record.fields(status)})
 
 
+_VALIDATION_DETAIL = re.compile(r"\[type=([\w.]+)[^\n]*")
+
+
 def _tool_error_text(body: bytes) -> str | None:
-    """The message a tool error result carried to the client (safe to log: the client saw it)."""
+    """The message a tool error result carried to the client, for the log.
+
+    Argument validation errors quote the caller's values (`input_value='sk_live_…'`),
+    which may be secrets: the log keeps each error's field and reason, never the value.
+    """
+    message = untrusted.loads(body)
     try:
-        content = json.loads(body)["result"]["content"]
-        return str(content[0]["text"])[:300]
-    except (ValueError, KeyError, IndexError, TypeError):
+        text = str(message["result"]["content"][0]["text"])
+    except (KeyError, IndexError, TypeError):
         return None
+    return _VALIDATION_DETAIL.sub(r"[type=\1]", text)[:300]
 
 
 def classify_response(record: RequestRecord, status: int | None, body: bytes) -> None:
@@ -206,7 +282,7 @@ def classify_response(record: RequestRecord, status: int | None, body: bytes) ->
     if status is None or status >= 400 or b'"error":{' in body[:200]:
         record.outcome = "protocol_error"
     elif b'"isError":true' in body:
-        record.outcome = "protocol_error" if record.unknown_tool else "tool_error"
+        record.outcome = "tool_error"
         record.error = _tool_error_text(body)
     else:
         record.outcome = "ok"

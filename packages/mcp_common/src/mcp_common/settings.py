@@ -66,9 +66,15 @@ class AuthSettings(BaseSettings):
     api_keys_ttl_seconds: float = Field(
         default=300, gt=0, validation_alias="MCP_API_KEYS_TTL_SECONDS"
     )
+    api_keys_max_stale_seconds: float = Field(
+        default=3600, ge=0, validation_alias="MCP_API_KEYS_MAX_STALE_SECONDS"
+    )
+    wait_seconds: float = Field(default=5.0, gt=0, le=10, validation_alias="MCP_AUTH_WAIT_SECONDS")
+    """The longest a request (or start-up) waits on a key store or the token issuer's JWKS:
+    past it the answer is 503, so every answer comes well inside API Gateway's 29 s."""
     jwt_jwks_uri: str | None = Field(default=None, validation_alias="MCP_JWT_JWKS_URI")
     jwt_issuer: str | None = Field(default=None, validation_alias="MCP_JWT_ISSUER")
-    jwt_audience: str | None = Field(default=None, validation_alias="MCP_JWT_AUDIENCE")
+    jwt_audience: CsvList = Field(default_factory=list, validation_alias="MCP_JWT_AUDIENCE")
     jwt_required_scopes: CsvList = Field(
         default_factory=list, validation_alias="MCP_JWT_REQUIRED_SCOPES"
     )
@@ -78,6 +84,12 @@ class AuthSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("api_keys", "api_keys_ssm_parameter", "api_keys_secret_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty variable (`MCP_API_KEYS=`) is no source, so it cannot shadow a real one."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def effective_mode(self) -> AuthMode:

@@ -30,7 +30,7 @@ from fleet.build import (
     run_command,
 )
 from fleet.workspace import service_dirs
-from mcp_common.auth import hash_key
+from mcp_common.apikeys import hash_key
 
 HERE = Path(__file__).parent
 BENCH_KEY = "bench-key-not-a-secret"
