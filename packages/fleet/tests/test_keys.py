@@ -133,3 +133,29 @@ def test_put_per_service_prefix_writes_only_each_services_records(aws, records_f
 
     assert names("math") == ["math-only", "everything"]
     assert names("weather") == ["everything", "weather-only"]
+
+
+@pytest.mark.parametrize("name", ["Łukasz laptop", 'ci", error="forged', "a b", ""])
+def test_unsafe_key_names_are_refused_at_creation(records_file, capsys, name):
+    argv = ["keys", "create", "--file", records_file, "--services", "*", "--name", name]
+    assert main(argv) == 1
+    assert "invalid key name" in capsys.readouterr().err
+    assert not Path(records_file).exists()
+
+
+def test_the_records_file_is_never_readable_by_others(records_file, capsys, monkeypatch):
+    import os
+    import stat
+
+    seen: list[int] = []
+    real_open = os.open
+
+    def watching_open(path, flags, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if flags & os.O_CREAT:
+            seen.append(mode)
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", watching_open)
+    create(records_file, capsys, "a", "*")
+    assert seen == [0o600]  # created 0600, not chmod-ed afterwards
+    assert stat.S_IMODE(Path(records_file).stat().st_mode) == 0o600

@@ -1,16 +1,33 @@
-"""The math service started as Lambda starts it, with auth on: 401 / 200 / 403 over HTTP."""
+"""The math service started as Lambda starts it, with auth on, attacked as an outsider would.
+
+Every defect found by the security review has its regression test here, over real HTTP
+through run.sh. Hung and dripping dependencies are stand-ins on loopback.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
-from fleet.testing import MCP_HEADERS, JwtIssuer, run_script, serve
+from fleet.testing import (
+    MCP_HEADERS,
+    JwtIssuer,
+    RunningService,
+    dripping_server,
+    serve,
+    silent_listener,
+    start_service,
+)
 from mcp_common.apikeys import hash_key
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
@@ -20,37 +37,239 @@ CALL = {
     "method": "tools/call",
     "params": {"name": "add", "arguments": {"a": 1, "b": 2}},
 }
+RECORDS = [
+    {"name": "math-client", "sha256": hash_key("key-math"), "services": ["math"]},
+    {"name": "weather-client", "sha256": hash_key("key-weather"), "services": ["weather"]},
+    {"name": "ops", "sha256": hash_key("key-ops"), "services": ["*"]},
+    {
+        "name": "old-laptop",
+        "sha256": hash_key("key-old"),
+        "services": ["*"],
+        "expires": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+    },
+]
+HUNG_AWS = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def env(**values: str) -> dict[str, str]:
     return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **values}
 
 
+def post(base: str, body: object = CALL, **headers: str) -> httpx.Response:
+    return httpx.post(f"{base}/math/mcp", json=body, headers={**MCP_HEADERS, **headers}, timeout=30)
+
+
 def status(base: str, **headers: str) -> int:
-    return httpx.post(f"{base}/math/mcp", json=CALL, headers={**MCP_HEADERS, **headers}).status_code
+    return post(base, **headers).status_code
 
 
-def test_api_keys_from_the_environment():
-    records = [
-        {"name": "math-client", "sha256": hash_key("key-math"), "services": ["math"]},
-        {"name": "weather-client", "sha256": hash_key("key-weather"), "services": ["weather"]},
-        {"name": "ops", "sha256": hash_key("key-ops"), "services": ["*"]},
-    ]
-    with run_script(
-        RUN_SH, "/math/health", env(MCP_AUTH="api_key", MCP_API_KEYS=json.dumps(records))
-    ) as (
-        base,
-        _,
-    ):
-        assert status(base) == 401
-        assert status(base, authorization="Bearer key-wrong") == 401
-        assert status(base, authorization="Bearer key-math") == 200
-        assert status(base, **{"x-api-key": "key-ops"}) == 200
-        assert status(base, **{"x-api-key": "key-weather"}) == 403
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[RunningService]:
+    settings = env(MCP_AUTH="api_key", MCP_API_KEYS=json.dumps(RECORDS))
+    with start_service(RUN_SH, "/math/health", settings) as service:
+        yield service
 
 
-def test_jwt_against_a_jwks_on_loopback():
-    issuer = JwtIssuer()
+class TestApiKeys:
+    def test_status_matrix(self, keyed):
+        assert status(keyed.base) == 401
+        assert status(keyed.base, authorization="Bearer key-wrong") == 401
+        assert status(keyed.base, authorization="Bearer key-math") == 200
+        assert status(keyed.base, **{"x-api-key": "key-ops"}) == 200
+        assert status(keyed.base, **{"x-api-key": "key-weather"}) == 403
+        assert status(keyed.base, **{"x-api-key": "key-old"}) == 401
+
+    def test_unauthenticated_request_learns_only_401(self, keyed):
+        """Regression: `{}` without a credential got 400 Invalid Request (body parsed first)."""
+        response = post(keyed.base, {})
+        assert response.status_code == 401
+        challenge = response.headers["www-authenticate"]
+        assert challenge.startswith("Bearer ")
+        assert (
+            f'resource_metadata="{keyed.base}/.well-known/oauth-protected-resource/math/mcp"'
+            in challenge
+        )
+        metadata = httpx.get(f"{keyed.base}/.well-known/oauth-protected-resource/math/mcp")
+        assert metadata.json()["resource"] == f"{keyed.base}/math/mcp"
+
+    def test_an_unauthenticated_body_is_never_buffered(self, keyed):
+        """A body far over MCP_MAX_BODY_BYTES, sent without a credential, is refused by auth
+        (401), not read and measured (413)."""
+        big = b'{"jsonrpc": "2.0", "id": 1, "method": "' + b"A" * 3_000_000 + b'"}'
+        response = httpx.post(f"{keyed.base}/math/mcp", content=big, headers=MCP_HEADERS)
+        assert response.status_code == 401
+
+    def test_refusals_name_no_key_in_a_header(self, keyed):
+        for key in ("key-old", "key-weather"):
+            response = post(keyed.base, **{"x-api-key": key})
+            assert "laptop" not in response.headers["www-authenticate"]
+            assert "weather-client" not in response.headers["www-authenticate"]
+            assert "laptop" not in response.text
+            assert "weather-client" not in response.text
+        principals = {line.get("principal") for line in keyed.request_lines()}
+        assert {"old-laptop", "weather-client"} <= principals  # the log has the names
+
+    @pytest.mark.parametrize(
+        ("body", "headers"),
+        [
+            ({"jsonrpc": "2.0", "id": 1, "method": "A" * 1_000_000}, {}),
+            (
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {"name": ("x\u2028\n" * 300_000), "arguments": {}},
+                },
+                {},
+            ),
+            ({"jsonrpc": "2.0", "id": 1, "method": "A" * 1_000_000}, {"x-api-key": "key-ops"}),
+        ],
+        ids=["huge-method", "huge-tool-name", "huge-method-authenticated"],
+    )
+    def test_one_hostile_request_adds_at_most_16_kib_to_the_log(self, keyed, body, headers):
+        before = keyed.log_size()
+        response = post(keyed.base, body, **headers)
+        assert response.status_code in (200, 400, 401, 404)  # 200: a JSON-RPC error (legacy)
+        time.sleep(0.2)  # the line is written before the response's last byte; let it flush
+        assert keyed.log_size() - before <= 16 * 1024
+
+    def test_argument_values_never_reach_the_log(self, keyed):
+        secret = "sk_live_0123456789abcdef0123"
+        body = {**CALL, "params": {"name": "add", "arguments": {"a": secret, "b": 1}}}
+        response = post(keyed.base, body, **{"x-api-key": "key-ops"})
+        assert response.json()["result"]["isError"] is True
+        assert secret not in keyed.output()
+
+    def test_forged_gateway_context_and_host_are_refused(self, keyed):
+        context = json.dumps({"domainName": "attacker.example", "stage": "prod"})
+        response = post(keyed.base, **{"x-amzn-request-context": context})
+        assert "attacker.example" not in response.headers["www-authenticate"]
+        forged = post(keyed.base, host='[::1]", error="forged', **{"x-api-key": "key-ops"})
+        assert forged.status_code == 421
+
+
+def test_the_gateway_context_is_trusted_under_the_web_adapter():
+    settings = env(
+        MCP_AUTH="api_key",
+        MCP_API_KEYS=json.dumps(RECORDS),
+        AWS_LAMBDA_FUNCTION_NAME="MathFunction",  # as in Lambda
+        MCP_HOST="127.0.0.1",
+    )
+    with start_service(RUN_SH, "/math/health", settings) as service:
+        context = json.dumps(
+            {"domainName": "abc.execute-api.eu-west-1.amazonaws.com", "stage": "prod"}
+        )
+        challenge = post(service.base, **{"x-amzn-request-context": context}).headers[
+            "www-authenticate"
+        ]
+    assert (
+        'resource_metadata="https://abc.execute-api.eu-west-1.amazonaws.com/prod/'
+        '.well-known/oauth-protected-resource/math/mcp"'
+    ) in challenge
+
+
+@pytest.mark.parametrize(
+    ("store", "logged"),
+    [
+        (
+            '[{"name": "\u0141ukasz laptop", "sha256": "%s", "services": ["*"]}]' % ("a" * 64),
+            "name",
+        ),
+        (
+            '[{"name": "ci", "sha256": "mcpk_raw_key_pasted_here_0123456789", "services": ["*"]}]',
+            "sha256",
+        ),
+        ('[{"name": "ci", "sha256": "secret-looking-text-that-is-not-json', "Invalid JSON"),
+    ],
+    ids=["non-latin-1-name", "raw-key-as-hash", "invalid-json"],
+)
+def test_a_bad_key_store_fails_closed_and_logs_no_value(store, logged):
+    settings = env(MCP_AUTH="api_key", MCP_API_KEYS=store)
+    with start_service(RUN_SH, "/math/health", settings) as service:
+        response = post(service.base, **{"x-api-key": "anything"})
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        output = service.output()
+    assert logged in output
+    for value in ("\u0141ukasz", "mcpk_raw_key", "secret-looking"):
+        assert value not in output
+        assert value not in json.dumps(output)  # nor escaped
+
+
+def test_an_empty_env_source_does_not_shadow_the_real_one():
+    settings = env(MCP_AUTH="api_key", MCP_API_KEYS="", MCP_API_KEYS_SSM_PARAMETER="/p", **HUNG_AWS)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from mcp_common.settings import AuthSettings; "
+                "s = AuthSettings(); print(s.api_keys, s.api_keys_ssm_parameter)"
+            ),
+        ],
+        env=settings,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert result.stdout.split() == ["None", "/p"]
+
+
+def test_a_hung_key_store_never_hangs_the_service():
+    """Regression: readiness took 3 min, requests 180 s, and the tool deadline answered 200
+    for an unauthenticated tools/call."""
+    with silent_listener() as hung:
+        settings = env(
+            MCP_AUTH="api_key",
+            MCP_API_KEYS_SSM_PARAMETER="/mcp-fleet/api-keys/math",
+            AWS_ENDPOINT_URL_SSM=hung,
+            MCP_TOOL_TIMEOUT_SECONDS="1",
+            **HUNG_AWS,
+        )
+        started = time.monotonic()
+        with start_service(RUN_SH, "/math/health", settings, timeout=30) as service:
+            ready = time.monotonic() - started
+            answers: list[tuple[float, httpx.Response]] = []
+
+            def request(**headers: str) -> None:
+                began = time.monotonic()
+                response = post(service.base, **headers)
+                answers.append((time.monotonic() - began, response))
+
+            threads = [
+                threading.Thread(target=request, kwargs={"x-api-key": "key-math"}) for _ in range(3)
+            ]
+            threads.append(threading.Thread(target=request))  # no credential at all
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            output = service.output()
+    assert ready <= 15, ready
+    assert len(answers) == 4
+    for seconds, response in answers:
+        assert seconds <= 12, seconds
+        assert response.status_code in (401, 503), response.text  # never a 200 tool error
+        if response.status_code == 503:
+            assert response.headers["retry-after"] == "5"
+            assert "/mcp-fleet" not in response.text
+    assert sorted(response.status_code for _, response in answers) == [401, 503, 503, 503]
+    assert "SSM parameter /mcp-fleet/api-keys/math" in output  # the log names the store
+
+
+@pytest.fixture(scope="module")
+def issuer() -> JwtIssuer:
+    return JwtIssuer()
+
+
+@pytest.fixture(scope="module")
+def jwt_service(issuer) -> Iterator[RunningService]:
     with serve(issuer.jwks_app()) as jwks_base:
         settings = env(
             MCP_AUTH="jwt",
@@ -59,18 +278,58 @@ def test_jwt_against_a_jwks_on_loopback():
             MCP_JWT_AUDIENCE="math-api",
             MCP_JWT_REQUIRED_SCOPES="math:use",
         )
-        with run_script(RUN_SH, "/math/health", settings) as (base, _):
-            good = issuer.token(aud="math-api", scope="math:use")
-            assert status(base) == 401
-            assert (
-                status(base, authorization=f"Bearer {issuer.token(aud='other', scope='math:use')}")
-                == 401
-            )
-            assert status(base, authorization=f"Bearer {good}") == 200
-            assert (
-                status(base, authorization=f"Bearer {issuer.token(aud='math-api', scope='x')}")
-                == 403
-            )
+        with start_service(RUN_SH, "/math/health", settings) as service:
+            yield service
+
+
+class TestJwt:
+    def test_status_matrix(self, jwt_service, issuer):
+        base = jwt_service.base
+        good = issuer.token(aud="math-api", scope="math:use")
+        assert status(base) == 401
+        other = issuer.token(aud="other", scope="math:use")
+        assert status(base, authorization=f"Bearer {other}") == 401
+        assert status(base, authorization=f"Bearer {good}") == 200
+        unscoped = issuer.token(aud="math-api", scope="x")
+        assert status(base, authorization=f"Bearer {unscoped}") == 403
+
+    def test_nbf_is_enforced(self, jwt_service, issuer):
+        """Regression: a signed token with nbf a year ahead was accepted."""
+        future = int(time.time()) + 365 * 86400
+        token = issuer.token(aud="math-api", scope="math:use", nbf=future)
+        response = post(jwt_service.base, authorization=f"Bearer {token}")
+        assert response.status_code == 401
+
+
+def test_a_dripping_jwks_is_cut_off_by_its_budget(issuer):
+    """Regression: a JWKS sending one byte every 3 s held requests for 200 s."""
+    jwks = json.dumps(issuer.jwks()).encode()
+    with dripping_server(jwks, seconds_per_byte=3) as drip:
+        settings = env(
+            MCP_AUTH="jwt",
+            MCP_JWT_JWKS_URI=f"{drip}/.well-known/jwks.json",
+            MCP_JWT_ISSUER=issuer.issuer,
+            MCP_JWT_AUDIENCE="math-api",
+            MCP_TOOL_TIMEOUT_SECONDS="1",
+        )
+        with start_service(RUN_SH, "/math/health", settings) as service:
+            answers: list[tuple[float, int]] = []
+
+            def request() -> None:
+                token = issuer.token(aud="math-api", scope="math:use")
+                began = time.monotonic()
+                code = post(service.base, authorization=f"Bearer {token}").status_code
+                answers.append((time.monotonic() - began, code))
+
+            threads = [threading.Thread(target=request) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+    assert len(answers) == 3
+    for seconds, code in answers:
+        assert code == 503  # neither accepted, nor a tool error, nor a 401 for a good token
+        assert seconds <= 7, seconds
 
 
 @pytest.mark.parametrize(
@@ -82,8 +341,6 @@ def test_jwt_against_a_jwks_on_loopback():
     ],
 )
 def test_misconfiguration_refuses_to_start_with_a_clear_message(values, message):
-    import subprocess
-
     result = subprocess.run(
         [str(RUN_SH)], env=env(PORT="1", **values), capture_output=True, timeout=60, check=False
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -13,9 +12,15 @@ import pytest
 from fastmcp import Client
 from mcp.client import Client as SDKClient
 
-from fleet.testing import MCP_HEADERS, run_script
+from fleet.testing import MCP_HEADERS, RunningService, start_service
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
+CALL_ADD = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "add", "arguments": {"a": 1, "b": 2}},
+}
 
 
 def _env() -> dict[str, str]:
@@ -24,10 +29,15 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    """run.sh started with $PORT, exactly what the Web Adapter runs; yields its base URL."""
-    with run_script(RUN_SH, "/math/health", env=_env()) as (base, _):
-        yield base
+def service() -> Iterator[RunningService]:
+    """run.sh started with $PORT, exactly what the Web Adapter runs."""
+    with start_service(RUN_SH, "/math/health", env=_env()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def base_url(service: RunningService) -> str:
+    return service.base
 
 
 def test_run_sh_is_executable():
@@ -35,10 +45,11 @@ def test_run_sh_is_executable():
 
 
 def test_tools_list_over_raw_http(base_url):
-    base = base_url
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     response = httpx.post(
-        f"{base}/math/mcp", json=body, headers={**MCP_HEADERS, "mcp-protocol-version": "2025-06-18"}
+        f"{base_url}/math/mcp",
+        json=body,
+        headers={**MCP_HEADERS, "mcp-protocol-version": "2025-06-18"},
     )
     assert response.status_code == 200
     names = {tool["name"] for tool in response.json()["result"]["tools"]}
@@ -47,8 +58,7 @@ def test_tools_list_over_raw_http(base_url):
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_fastmcp_client(base_url, mode):
-    base = base_url
-    async with Client(f"{base}/math/mcp", mode=mode) as client:
+    async with Client(f"{base_url}/math/mcp", mode=mode) as client:
         result = await client.call_tool("evaluate", {"expression": "2 ** 10 - 24"})
         assert result.data == 1000
         failure = await client.call_tool("divide", {"a": 1, "b": 0}, raise_on_error=False)
@@ -58,27 +68,53 @@ async def test_fastmcp_client(base_url, mode):
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_official_sdk_client(base_url, mode):
-    base = base_url
-    async with SDKClient(f"{base}/math/mcp/", mode=mode) as client:
+    async with SDKClient(f"{base_url}/math/mcp/", mode=mode) as client:
         result = await client.call_tool("median", {"values": [3, 1, 2]})
         assert result.structured_content == {"result": 2}
 
 
-def test_stdout_is_json_lines_only():
-    """Every line the process prints is one JSON object (CloudWatch-ready), including request lines."""
-    with run_script(RUN_SH, "/math/health", env=_env()) as (base, process):
-        body = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "tools/call",
-            "params": {"name": "add", "arguments": {"a": 1, "b": 2}},
-        }
-        httpx.post(f"{base}/math/mcp", json=body, headers=MCP_HEADERS)
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-    lines = [line for line in output.decode().splitlines() if line.strip()]
-    entries = [json.loads(line) for line in lines]  # fails on any non-JSON line
-    requests = [entry for entry in entries if entry["logger"] == "mcp_common.request"]
-    assert [(r["mcp_method"], r["tool"], r["outcome"]) for r in requests] == [
-        ("tools/call", "add", "ok")
+def test_unsupported_version_gets_sep_2575_error_with_its_id(base_url):
+    """Regression: our own pre-check answered -32600 with id null, hiding the library's answer."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 301,
+        "method": "server/discover",
+        "params": {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "v999.0.0",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+        },
+    }
+    headers = {**MCP_HEADERS, "mcp-protocol-version": "v999.0.0", "mcp-method": "server/discover"}
+    response = httpx.post(f"{base_url}/math/mcp", json=body, headers=headers)
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["id"] == 301
+    assert answer["error"]["data"]["requested"] == "v999.0.0"
+    assert answer["error"]["data"]["supported"]
+
+
+def test_deeply_nested_json_is_a_4xx_and_the_service_stays_healthy(service):
+    """Regression: 100,000 nested `[` in params crashed the guard's json.loads (500)."""
+    nested = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"x":' + nested + b"}}"
+    response = httpx.post(f"{service.base}/math/mcp", content=body, headers=MCP_HEADERS)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700
+    assert httpx.post(f"{service.base}/math/mcp", json=CALL_ADD, headers=MCP_HEADERS).is_success
+    assert "Traceback" not in service.output()
+    protocol_errors = [
+        line
+        for line in service.request_lines()
+        if line["outcome"] == "protocol_error" and line.get("http_status") == 400
     ]
+    assert protocol_errors
+
+
+def test_stdout_is_json_lines_only(service):
+    """Every line the process prints is one JSON object (CloudWatch-ready), including request lines."""
+    httpx.post(f"{service.base}/math/mcp", json=CALL_ADD, headers=MCP_HEADERS)
+    requests = service.request_lines()  # log_entries() fails on any non-JSON line
+    described = [(r.get("mcp_method"), r.get("tool"), r["outcome"]) for r in requests]
+    assert ("tools/call", "add", "ok") in described

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from fleet.workspace import FleetError
-from mcp_common.apikeys import ApiKeyRecord, dump_records, hash_key, parse_records
+from mcp_common.apikeys import (
+    KEY_NAME_PATTERN,
+    ApiKeyRecord,
+    dump_records,
+    hash_key,
+    parse_records,
+)
 
 DEFAULT_FILE = Path(".fleet/api-keys.json")
 KEY_PREFIX = "mcpk_"
@@ -40,9 +48,17 @@ class FileStore:
         return parse_records(self.path.read_text(encoding="utf-8"))
 
     def save(self, records: list[ApiKeyRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(dump_records(records) + "\n", encoding="utf-8")
-        self.path.chmod(0o600)
+        """Write atomically, readable by the owner only from the first byte (never 0644)."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(dump_records(records) + "\n")
+            scratch.replace(self.path)
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
 
 
 class SsmStore:
@@ -111,7 +127,16 @@ def _parse_expiry(value: str | None) -> datetime | None:
     return expires
 
 
+def _check_name(name: str) -> None:
+    if not re.fullmatch(KEY_NAME_PATTERN, name):
+        raise FleetError(
+            f"invalid key name {name!r}: use 1-64 ASCII letters, digits and . _ @ + - "
+            "(starting with a letter or digit), e.g. ci-bot or ada@laptop"
+        )
+
+
 def create(args: argparse.Namespace) -> int:
+    _check_name(args.name)
     store = store_from_args(args)
     records = store.load()
     if any(record.name == args.name for record in records):

@@ -6,13 +6,16 @@ Dev-only (the fleet package never ships in a Lambda artifact).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
@@ -79,22 +82,57 @@ def wait_for_http(
     raise TimeoutError(f"{url} did not answer within {timeout}s (last error: {last_error})")
 
 
+@dataclass
+class RunningService:
+    """A service started by its run.sh: its base URL, process, and what it wrote to stdout."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def log_entries(self) -> list[dict]:
+        """Every stdout line as JSON (fails on a line that is not one JSON object)."""
+        return [json.loads(line) for line in self.output().splitlines() if line.strip()]
+
+    def request_lines(self) -> list[dict]:
+        return [entry for entry in self.log_entries() if entry["logger"] == "mcp_common.request"]
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+
+@contextlib.contextmanager
+def start_service(
+    script: Path, health_path: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[RunningService]:
+    """Start a service the way Lambda does (its run.sh with $PORT), wait until its health
+    answers, and stop it afterwards. Its stdout goes to a file (never a pipe that fills)."""
+    port = free_port()
+    full_env = {**os.environ, **(env or {}), "PORT": str(port)}
+    with tempfile.TemporaryDirectory(prefix="service-log-") as scratch:
+        log_path = Path(scratch) / "stdout.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(script)], env=full_env, stdout=log, stderr=subprocess.STDOUT
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_http(base + health_path, timeout=timeout, process=process)
+            yield RunningService(base, process, log_path)
+        finally:
+            stop(process)
+
+
 @contextlib.contextmanager
 def run_script(
     script: Path, health_path: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start a service the way Lambda does (its run.sh with $PORT); yield (base URL, process)."""
-    port = free_port()
-    full_env = {**os.environ, **(env or {}), "PORT": str(port)}
-    process = subprocess.Popen(
-        [str(script)], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(base + health_path, timeout=timeout, process=process)
-        yield base, process
-    finally:
-        stop(process)
+    """`start_service`, yielding (base URL, process)."""
+    with start_service(script, health_path, env, timeout) as service:
+        yield service.base, service.process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
