@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
+import secrets
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from fleet.cli import main
 from fleet.new import create_service
-from fleet.template import load_template
+from fleet.template import load_template, logical_id
 from fleet.testing import copy_workspace
-from fleet.workspace import find_root
+from fleet.workspace import find_root, service_dirs
 
 ROOT = find_root(Path(__file__).parent)
 
@@ -33,6 +36,17 @@ def fingerprint(root: Path) -> dict[str, str]:
     }
 
 
+def unused_name(prefix: str = "probe") -> str:
+    """A service name that cannot exist already, whatever services the repository has."""
+    existing = {service.name for service in service_dirs(ROOT)}
+    while (name := f"{prefix}{secrets.token_hex(3)}") in existing:
+        pass
+    return name
+
+
+EXISTING = next(s.name for s in service_dirs(ROOT) if s.name not in sys.stdlib_module_names)
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -43,7 +57,7 @@ def fingerprint(root: Path) -> dict[str, str]:
         ("asyncio", "would shadow Python's standard library module"),
         ("class", "Python keyword"),
         ("math", "would shadow Python's standard library module"),
-        ("weather", "service 'weather' already exists"),
+        (EXISTING, f"service {EXISTING!r} already exists"),
         ("fleet", "reserved by the fleet"),
     ],
 )
@@ -55,47 +69,85 @@ def test_refused_names_change_nothing(workspace, capsys, name, message):
 
 
 def test_new_service_is_wired_into_the_template_and_workspace(workspace):
+    name = unused_name()
+    stem = logical_id(name)
     template_before = (workspace / "template.yaml").read_text()
-    create_service(workspace, "billing", lock=False, log=lambda _: None)
-    service = workspace / "services" / "billing"
+    create_service(workspace, name, lock=False, log=lambda _: None)
+    service = workspace / "services" / name
     assert os.access(service / "run.sh", os.X_OK)
-    assert (service / "src" / "billing_service" / "tools" / "greeting.py").is_file()
-    assert "build-BillingFunction:" in (service / "Makefile").read_text()
+    assert (service / "src" / f"{name}_service" / "tools" / "greeting.py").is_file()
+    assert f"build-{stem}Function:" in (service / "Makefile").read_text()
     template_text = (workspace / "template.yaml").read_text()
     # Everything that was there is still there, in order, comments included.
     lines_before = [line for line in template_before.splitlines() if line.strip()]
     remaining = iter(template_text.splitlines())
     assert all(any(line == other for other in remaining) for line in lines_before)
     template = load_template(workspace / "template.yaml")
-    function = template["Resources"]["BillingFunction"]
-    assert function["Properties"]["CodeUri"] == "services/billing"
+    function = template["Resources"][f"{stem}Function"]
+    assert function["Properties"]["CodeUri"] == f"services/{name}"
     assert {event["Properties"]["Path"] for event in function["Properties"]["Events"].values()} >= {
-        "/billing/mcp",
-        "/billing/{proxy+}",
+        f"/{name}/mcp",
+        f"/{name}/{{proxy+}}",
     }
-    assert "BillingMcpUrl" in template["Outputs"]
+    assert f"{stem}McpUrl" in template["Outputs"]
     pyproject = (workspace / "pyproject.toml").read_text()
-    assert '"billing-service",' in pyproject
-    assert "billing-service = { workspace = true }" in pyproject
+    assert f'"{name}-service",' in pyproject
+    assert f"{name}-service = {{ workspace = true }}" in pyproject
+
+
+@pytest.mark.parametrize("prefix", ["aprobe", "zprobe"])  # sorts before / after mcp_common
+def test_generated_code_is_ruff_clean_as_written(workspace, prefix):
+    """Regression: the scaffold's imports failed ruff's I001 in CI."""
+    name = unused_name(prefix)
+    create_service(workspace, name, lock=False, log=lambda _: None)
+    ruff = str(Path(sys.executable).parent / "ruff")
+    for command in ([ruff, "check", "--no-cache"], [ruff, "format", "--check", "--no-cache"]):
+        result = subprocess.run(
+            [*command, f"services/{name}"],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_end_to_end_new_service_locks_passes_its_tests_and_checks(workspace):
-    """The real thing: uv lock, its own tests, fleet check and fleet list in the new workspace."""
+    """The real thing: uv lock (touching only the new member), its tests, fleet check.
 
-    def uv(*args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "FLEET_ROOT"}}
+    CI goes further (.ci/scaffold-check): a fresh clone, `fleet new billing`, the README's
+    `circle_area` tool, then ruff, fleet check and the whole test suite."""
+    name = unused_name()
+    lock_before = (workspace / "uv.lock").read_text().splitlines()
+    create_service(workspace, name, lock=True, log=lambda _: None)
+    lock_after = (workspace / "uv.lock").read_text().splitlines()
+    changed = [
+        line
+        for line in difflib.unified_diff(lock_before, lock_after, n=0, lineterm="")
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert not [line for line in changed if line.startswith("-")], changed[:10]
+    assert len(changed) < 20, changed  # the new member's entry, not a rewrite of the lock
+
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        "FLEET_ROOT": str(workspace),
+        "PYTHONPATH": str(workspace / "services" / name / "src"),
+    }
+
+    def run(*args: str) -> str:
         result = subprocess.run(
-            ["uv", *args], cwd=workspace, env=env, capture_output=True, text=True, check=False
+            [sys.executable, *args],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        assert result.returncode == 0, result.stderr + result.stdout
+        assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
-    create_service(workspace, "billing", lock=True, log=lambda _: None)
-    uv("lock", "--check")
-    assert "2 passed" in uv(
-        "run", "--frozen", "pytest", "services/billing", "-q", "-p", "no:cacheprovider"
-    )
-    assert "fleet check: OK (3 services: billing, math, weather)" in uv(
-        "run", "--frozen", "fleet", "check"
-    )
-    assert "http://127.0.0.1:8080/billing/mcp" in uv("run", "--frozen", "fleet", "list")
+    assert "2 passed" in run("-m", "pytest", f"services/{name}", "-q", "-p", "no:cacheprovider")
+    services = sorted(path.name for path in (workspace / "services").iterdir())
+    expected = f"fleet check: OK ({len(services)} services: {', '.join(services)})"
+    assert expected in run("-m", "fleet.cli", "check")  # its tools are discoverable, too

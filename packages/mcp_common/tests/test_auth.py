@@ -295,6 +295,38 @@ class TestAwsKeySources:
             assert response.headers["retry-after"] == "5"
         assert any("cannot read API keys" in entry["message"] for entry in log_lines.entries())
 
+    @pytest.mark.parametrize(
+        ("store", "logged", "secret"),
+        [
+            (
+                '[{"name": "\u0141ukasz laptop", "sha256": "%s", "services": ["*"]}]' % ("a" * 64),
+                "name",
+                "\u0141ukasz",
+            ),
+            (
+                '[{"name": "ci", "sha256": "sk_live_pasted_key_0123", "services": ["*"]}]',
+                "sha256",
+                "sk_live",
+            ),
+            (
+                '[{"name": "ci", "sha256": "secret-looking-text-that-is-not-json',
+                "Invalid JSON",
+                "secret-looking",
+            ),
+        ],
+        ids=["non-latin-1-name", "raw-key-as-hash", "invalid-json"],
+    )
+    def test_bad_records_fail_closed_and_the_log_quotes_no_value(
+        self, sample_spec, log_lines, store, logged, secret
+    ):
+        app = create_app(sample_spec, app_settings(MCP_AUTH="api_key", MCP_API_KEYS=store))
+        with serve(app) as base:
+            assert post(base, {"x-api-key": "anything"}).status_code == 503
+        everything = log_lines.stream.getvalue()
+        assert logged in everything
+        assert secret not in everything
+        assert json.dumps(secret)[1:-1] not in everything  # nor escaped
+
     def test_garbage_in_the_store_fails_closed(self, aws, sample_spec):
         boto3.client("ssm").put_parameter(Name="/mcp/bad", Value="not json", Type="SecureString")
         app = create_app(

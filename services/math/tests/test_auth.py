@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,7 @@ from fleet.testing import (
     MCP_HEADERS,
     JwtIssuer,
     RunningService,
-    dripping_server,
     serve,
-    silent_listener,
     start_service,
 )
 from mcp_common.apikeys import hash_key
@@ -173,34 +170,6 @@ def test_the_gateway_context_is_trusted_under_the_web_adapter():
     ) in challenge
 
 
-@pytest.mark.parametrize(
-    ("store", "logged"),
-    [
-        (
-            '[{"name": "\u0141ukasz laptop", "sha256": "%s", "services": ["*"]}]' % ("a" * 64),
-            "name",
-        ),
-        (
-            '[{"name": "ci", "sha256": "mcpk_raw_key_pasted_here_0123456789", "services": ["*"]}]',
-            "sha256",
-        ),
-        ('[{"name": "ci", "sha256": "secret-looking-text-that-is-not-json', "Invalid JSON"),
-    ],
-    ids=["non-latin-1-name", "raw-key-as-hash", "invalid-json"],
-)
-def test_a_bad_key_store_fails_closed_and_logs_no_value(store, logged):
-    settings = env(MCP_AUTH="api_key", MCP_API_KEYS=store)
-    with start_service(RUN_SH, "/math/health", settings) as service:
-        response = post(service.base, **{"x-api-key": "anything"})
-        assert response.status_code == 503
-        assert response.headers["retry-after"] == "5"
-        output = service.output()
-    assert logged in output
-    for value in ("\u0141ukasz", "mcpk_raw_key", "secret-looking"):
-        assert value not in output
-        assert value not in json.dumps(output)  # nor escaped
-
-
 def test_an_empty_env_source_does_not_shadow_the_real_one():
     settings = env(MCP_AUTH="api_key", MCP_API_KEYS="", MCP_API_KEYS_SSM_PARAMETER="/p", **HUNG_AWS)
     result = subprocess.run(
@@ -219,48 +188,6 @@ def test_an_empty_env_source_does_not_shadow_the_real_one():
         timeout=30,
     )
     assert result.stdout.split() == ["None", "/p"]
-
-
-def test_a_hung_key_store_never_hangs_the_service():
-    """Regression: readiness took 3 min, requests 180 s, and the tool deadline answered 200
-    for an unauthenticated tools/call."""
-    with silent_listener() as hung:
-        settings = env(
-            MCP_AUTH="api_key",
-            MCP_API_KEYS_SSM_PARAMETER="/mcp-fleet/api-keys/math",
-            AWS_ENDPOINT_URL_SSM=hung,
-            MCP_TOOL_TIMEOUT_SECONDS="1",
-            **HUNG_AWS,
-        )
-        started = time.monotonic()
-        with start_service(RUN_SH, "/math/health", settings, timeout=30) as service:
-            ready = time.monotonic() - started
-            answers: list[tuple[float, httpx.Response]] = []
-
-            def request(**headers: str) -> None:
-                began = time.monotonic()
-                response = post(service.base, **headers)
-                answers.append((time.monotonic() - began, response))
-
-            threads = [
-                threading.Thread(target=request, kwargs={"x-api-key": "key-math"}) for _ in range(3)
-            ]
-            threads.append(threading.Thread(target=request))  # no credential at all
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
-            output = service.output()
-    assert ready <= 15, ready
-    assert len(answers) == 4
-    for seconds, response in answers:
-        assert seconds <= 12, seconds
-        assert response.status_code in (401, 503), response.text  # never a 200 tool error
-        if response.status_code == 503:
-            assert response.headers["retry-after"] == "5"
-            assert "/mcp-fleet" not in response.text
-    assert sorted(response.status_code for _, response in answers) == [401, 503, 503, 503]
-    assert "SSM parameter /mcp-fleet/api-keys/math" in output  # the log names the store
 
 
 @pytest.fixture(scope="module")
@@ -299,37 +226,6 @@ class TestJwt:
         token = issuer.token(aud="math-api", scope="math:use", nbf=future)
         response = post(jwt_service.base, authorization=f"Bearer {token}")
         assert response.status_code == 401
-
-
-def test_a_dripping_jwks_is_cut_off_by_its_budget(issuer):
-    """Regression: a JWKS sending one byte every 3 s held requests for 200 s."""
-    jwks = json.dumps(issuer.jwks()).encode()
-    with dripping_server(jwks, seconds_per_byte=3) as drip:
-        settings = env(
-            MCP_AUTH="jwt",
-            MCP_JWT_JWKS_URI=f"{drip}/.well-known/jwks.json",
-            MCP_JWT_ISSUER=issuer.issuer,
-            MCP_JWT_AUDIENCE="math-api",
-            MCP_TOOL_TIMEOUT_SECONDS="1",
-        )
-        with start_service(RUN_SH, "/math/health", settings) as service:
-            answers: list[tuple[float, int]] = []
-
-            def request() -> None:
-                token = issuer.token(aud="math-api", scope="math:use")
-                began = time.monotonic()
-                code = post(service.base, authorization=f"Bearer {token}").status_code
-                answers.append((time.monotonic() - began, code))
-
-            threads = [threading.Thread(target=request) for _ in range(3)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
-    assert len(answers) == 3
-    for seconds, code in answers:
-        assert code == 503  # neither accepted, nor a tool error, nor a 401 for a good token
-        assert seconds <= 7, seconds
 
 
 @pytest.mark.parametrize(

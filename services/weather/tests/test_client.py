@@ -48,7 +48,7 @@ async def test_gives_up_after_the_configured_retries():
         calls.append(1)
         return httpx.Response(503, text="busy")
 
-    with pytest.raises(ProviderError, match=r"answered HTTP 503; giving up"):
+    with pytest.raises(ProviderError, match=r"answered HTTP 503; gave up after 3 attempts in"):
         await get(client_with(handler, retries=2))
     assert len(calls) == 3
 
@@ -101,9 +101,26 @@ async def test_the_deadline_bounds_a_hanging_provider():
         await asyncio.sleep(30)
 
     started = time.monotonic()
-    with pytest.raises(ProviderError, match=r"giving up after 0\.6 s"):
+    with pytest.raises(ProviderError, match=r"gave up after 1 attempt in 0\.[56] s"):
         await get(client_with(handler, read_timeout_seconds=10), seconds=0.6)
     assert time.monotonic() - started < 1.5
+
+
+async def test_the_error_says_how_long_it_really_took():
+    """Regression: a refused connection failed in 0.5 s but said "giving up after 8 s"."""
+
+    def handler(request):
+        raise httpx.ConnectError("refused")
+
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        await get(client_with(handler), seconds=8)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3
+    message = str(caught.value)
+    assert "could not be reached (ConnectError)" in message
+    assert "gave up after 3 attempts in" in message
+    assert "8 s" not in message
 
 
 async def test_successful_answers_are_cached_for_their_ttl():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from fastmcp import Client
 from fleet.testing import run_script
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
+DEADLINE = 2.5
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,8 @@ def weather_url(fake_provider) -> Iterator[str]:
         # Every call reaches the provider, so switching its failure mode takes effect at once.
         "WEATHER_GEOCODE_CACHE_SECONDS": "0",
         "WEATHER_FORECAST_CACHE_SECONDS": "0",
+        # A shorter deadline than the default 8 s: the bound it proves is the same.
+        "WEATHER_DEADLINE_SECONDS": str(DEADLINE),
     }
     with run_script(RUN_SH, "/weather/health", env=env) as (base, _):
         yield f"{base}/weather/mcp"
@@ -58,7 +62,7 @@ async def test_each_tool_answers_with_the_providers_values(weather_url, provider
         ("slow", "did not answer in time"),
     ],
 )
-async def test_each_failure_mode_is_a_tool_error_within_15_seconds(
+async def test_each_failure_mode_is_a_tool_error_within_the_deadline(
     weather_url, provider, mode, message
 ):
     provider.mode = mode
@@ -68,12 +72,17 @@ async def test_each_failure_mode_is_a_tool_error_within_15_seconds(
             ("get_forecast", {"location": "52.5,13.4"}),
             ("geocode", {"name": "Berlin"}),
         ]
-        # A hanging provider costs a full deadline (8 s by default) per call: one call shows it.
+        # A hanging provider costs a full deadline per call: one call shows it.
         for tool, arguments in calls[:1] if mode == "slow" else calls:
             started = time.monotonic()
             result = await client.call_tool(tool, arguments, raise_on_error=False)
             elapsed = time.monotonic() - started
             assert result.is_error, result
-            assert message in result.content[0].text
-            assert "Traceback" not in result.content[0].text
-            assert elapsed < 15, f"{tool} took {elapsed:.1f}s in mode {mode}"
+            text = result.content[0].text
+            assert message in text
+            assert "Traceback" not in text
+            assert elapsed < DEADLINE + 1, f"{tool} took {elapsed:.1f}s in mode {mode}"
+            # Where it gave up, it says how long it really took, not the configured deadline.
+            if "gave up" in text:
+                reported = float(re.search(r"in (\d+\.\d) s", text).group(1))
+                assert abs(reported - elapsed) < 0.6, (text, elapsed)

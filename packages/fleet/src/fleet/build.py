@@ -1,5 +1,8 @@
 """Build a service's Lambda artifact: locked wheels for arm64/3.13, fresh workspace code, bytecode.
 
+What never runs stays out: distributions no service imports (a reviewed list), console
+scripts, and third-party sources (their bytecode ships instead).
+
 `sam build` runs this through each service's Makefile (BuildMethod: makefile), and
 the same code builds a host-platform twin that starts locally exactly as Lambda
 starts the real one (`run.sh` with only the artifact on the path).
@@ -7,15 +10,20 @@ starts the real one (`run.sh` with only the artifact on the path).
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from fleet.workspace import FleetError, ServiceDir
 
@@ -121,99 +129,269 @@ def install_flags(platform: Platform) -> list[str]:
     return ["--python", sys.executable, "--only-binary", ":all:"]
 
 
-def _prune(out: Path) -> None:
-    """Drop what Lambda never runs: console scripts, .pth links, caches from the install."""
+UNUSED_DISTRIBUTIONS: Final[dict[str, str]] = {
+    # Installed because a dependency declares them, never imported by a running service.
+    # Evidence (2026-11-23): every module imported by the math and weather host twins,
+    # recorded with PYTHONPROFILEIMPORTTIME across start-up in each auth mode (none,
+    # api_key, jwt) and a call of every tool in both protocol eras. Every CI run checks
+    # it again: tests/test_artifacts.py starts each pruned artifact, lists its tools and
+    # calls every one of them, and fails on any import error. Review before adding.
+    "aiofile": "fastmcp's file-backed key-value stores; stateless services keep none",
+    "caio": "aiofile's async I/O backend",
+    "authlib": "fastmcp's OAuth proxy server; services verify tokens with joserfc",
+    "pyjwt": "fastmcp's OAuth proxy; services verify tokens with joserfc",
+    "cyclopts": "the fastmcp command line",
+    "rich-rst": "the fastmcp command line's help rendering",
+    "docstring-parser": "the fastmcp command line's help",
+    "markdown-it-py": "rich's Markdown rendering (a terminal feature)",
+    "mdurl": "markdown-it-py's URL helpers",
+    "pyperclip": "the fastmcp command line's clipboard support",
+    "keyring": "the fastmcp client's token storage",
+    "jeepney": "keyring's Linux Secret Service backend",
+    "secretstorage": "keyring's Linux Secret Service backend",
+    "jaraco.classes": "keyring",
+    "jaraco-context": "keyring",
+    "jaraco-functools": "keyring",
+    "more-itertools": "jaraco's helpers",
+    "email-validator": "pydantic's EmailStr, which no model uses",
+    "dnspython": "email-validator's deliverability checks",
+    "openapi-pydantic": "fastmcp's OpenAPI-to-MCP server generator",
+    "jsonschema": "OpenAPI and client-side output validation; servers validate with pydantic",
+    "jsonschema-path": "jsonschema's OpenAPI support",
+    "jsonschema-specifications": "jsonschema's meta-schemas",
+    "referencing": "jsonschema's $ref resolution",
+    "rpds-py": "referencing's persistent data structures",
+    "pathable": "jsonschema-path",
+    "pycparser": "cffi's C parser, used when building cffi modules, never at run time",
+    "websockets": "uvicorn's WebSocket protocol; entrypoint.serve runs uvicorn with ws='none'",
+}
+"""Distributions `fleet build` leaves out of every artifact, each with the reason it is safe."""
+
+
+def _remove_distribution(out: Path, name: str) -> bool:
+    """Delete every file a distribution installed (its RECORD), and its metadata."""
+    normalized = re.sub(r"[-_.]+", "_", name).lower()
+    for info in out.glob("*.dist-info"):
+        project = info.name.removesuffix(".dist-info").rsplit("-", 1)[0]
+        if re.sub(r"[-_.]+", "_", project).lower() != normalized:
+            continue
+        record = info / "RECORD"
+        for row in csv.reader(record.read_text(encoding="utf-8").splitlines()):
+            if row and not row[0].startswith(".."):
+                (out / row[0]).unlink(missing_ok=True)
+        shutil.rmtree(info)
+        return True
+    return False
+
+
+def _prune(out: Path) -> list[str]:
+    """Drop what Lambda never runs: unused distributions, console scripts, .pth links, caches.
+
+    Returns the distributions removed."""
+    removed = [name for name in UNUSED_DISTRIBUTIONS if _remove_distribution(out, name)]
     shutil.rmtree(out / "bin", ignore_errors=True)
+    (out / ".lock").unlink(missing_ok=True)  # uv's install lock
     for pth in out.glob("*.pth"):
         pth.unlink()
     for cache in list(out.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
+    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()  # left empty by a removed distribution
+    return removed
 
 
-def _compile(out: Path, platform: Platform, log: callable) -> str | None:
-    """Precompile bytecode with the interpreter that will run it; Lambda's code dir is read-only."""
-    python = find_python(LAMBDA_PYTHON) if platform == "lambda" else sys.executable
-    if python is None:
-        log(
-            "WARNING: no Python 3.13 interpreter found (set FLEET_PYTHON313 or install python3.13): "
-            "the artifact ships WITHOUT bytecode, so every cold start compiles every module "
-            "(about twice as slow)."
-        )
-        return None
-    run_command(
-        [
-            python,
-            "-m",
-            "compileall",
-            "-q",
-            "-j",
-            "0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            str(out),
-        ],
-        out,
+def compile_interpreter(platform: Platform) -> str | None:
+    """The interpreter that compiles the bytecode: the one that will run it."""
+    return find_python(LAMBDA_PYTHON) if platform == "lambda" else sys.executable
+
+
+def _compile_all(python: str, *targets: str, options: tuple[str, ...] = ()) -> None:
+    command = [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+    run_command([*command, *options, *targets], Path(targets[0]))
+
+
+def compile_third_party(tree: Path, python: str) -> None:
+    """Ship third-party packages as bytecode only: a sourceless `.pyc` where each `.py` was.
+
+    The sources roughly double the zipped size and no service reads them; Lambda's code
+    folder is read-only, so bytecode compiled now is the only bytecode there will be.
+    """
+    _compile_all(python, str(tree), options=("-b",))
+    for source in tree.rglob("*.py"):
+        if source.with_suffix(".pyc").exists():
+            source.unlink()
+
+
+def compile_own(out: Path, own: tuple[str, ...], python: str) -> None:
+    """The fleet's own packages keep their sources, so their tracebacks show lines."""
+    _compile_all(python, *(str(out / name) for name in own))
+
+
+BUILD_CACHE_ENTRIES: Final = 6
+
+
+def build_cache_dir() -> Path:
+    """Where compiled third-party layers are kept: $FLEET_BUILD_CACHE, else the user cache."""
+    configured = os.environ.get("FLEET_BUILD_CACHE")
+    if configured:
+        return Path(configured)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mcp-fleet" / "build"
+
+
+def third_party_layer(
+    root: Path, requirements: str, platform: Platform, python: str | None, log: Callable
+) -> Path:
+    """The service's third-party packages, installed, pruned and compiled: built once per
+    distinct input and reused by every later build (other services, `sam build` reruns).
+
+    The key covers everything that shapes the layer: the pinned requirements (with their
+    hashes), the platform flags, the compiling interpreter's exact version and the prune
+    list. The fleet's own code is never cached.
+    """
+    version = (
+        subprocess.run(
+            [python, "-c", "import sys; print(sys.version)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if python
+        else "no bytecode"
     )
-    return python
+    pins = sorted(line for line in requirements.splitlines() if line and line[0] not in "# ")
+    pins += [
+        line.strip() for line in requirements.splitlines() if line.strip().startswith("--hash")
+    ]
+    key_text = "\n".join([*pins, *install_flags(platform), version, *UNUSED_DISTRIBUTIONS])
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
+    cache = build_cache_dir()
+    layer = cache / key
+    if layer.is_dir():
+        log("reusing the compiled third-party layer (same pinned wheels, platform, interpreter)")
+        os.utime(layer)
+        return layer
+    cache.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache))
+    try:
+        requirements_file = scratch / "requirements.txt"
+        requirements_file.write_text(requirements)
+        tree = scratch / "tree"
+        log(f"installing third-party wheels ({platform})")
+        install_requirements(root, tree, requirements_file, install_flags(platform))
+        log(f"leaving out {len(UNUSED_DISTRIBUTIONS)} unused distributions")
+        _prune(tree)
+        if python is not None:
+            log("precompiling third-party bytecode (sources left out)")
+            compile_third_party(tree, python)
+        with contextlib.suppress(OSError):  # another build made the same layer: use theirs
+            tree.rename(layer)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _trim(cache)
+    return layer
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link a cached file into the artifact (nothing edits artifact files in place), or
+    copy it when the cache is on another file system."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _trim(cache: Path) -> None:
+    """Keep the most recently used layers only."""
+    layers = sorted(
+        (path for path in cache.iterdir() if path.is_dir() and "." not in path.name),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in layers[BUILD_CACHE_ENTRIES:]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+MARKER: Final = ".fleet-build"
+"""Written into every folder `fleet build` fills: the proof that it may empty it again."""
+
+
+def prepare_out(root: Path, out: Path, force: bool = False) -> None:
+    """Empty `out` for a build, but only if `fleet build` made it (or `force` says so).
+
+    Never the workspace, a folder holding it, or the home folder, whatever `force` says.
+    """
+    out = out.resolve()
+    protected = {root.resolve(), Path.home().resolve(), Path("/")}
+    if out in protected or root.resolve().is_relative_to(out):
+        raise FleetError(f"refusing to build into {out}: it holds the workspace or your home")
+    if out.exists():
+        if not out.is_dir():
+            raise FleetError(f"--out {out} is a file, not a folder")
+        if any(out.iterdir()):
+            if not (out / MARKER).exists() and not force:
+                raise FleetError(
+                    f"--out {out} is not empty and was not made by `fleet build`; refusing to "
+                    "delete what it holds (pick an empty or new folder, or pass --force)"
+                )
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by `fleet build`; it empties this folder on the next build\n")
+
+
+def install_workspace_members(root: Path, service: ServiceDir, out: Path, flags: list[str]) -> None:
+    """Build the fleet's own packages from source as wheels and install them into `out`.
+
+    `--no-cache` and `--reinstall`: the same name and version as last time must never
+    mean last time's code.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"fleet-wheels-{service.name}-") as scratch:
+        wheels = Path(scratch)
+        for package in (*WORKSPACE_LIBRARIES, f"{service.name}-service"):
+            build = ["uv", "build", "--quiet", "--wheel", "--package", package]
+            run_command([*build, "--out-dir", str(wheels)], root)
+        install = ["uv", "pip", "install", "--quiet", "--no-cache", "--reinstall", "--no-deps"]
+        built = [str(wheel) for wheel in sorted(wheels.glob("*.whl"))]
+        run_command([*install, "--target", str(out), *built, *flags], root)
 
 
 def build_service(
-    root: Path, service: ServiceDir, out: Path, platform: Platform = "lambda", log=print
+    root: Path,
+    service: ServiceDir,
+    out: Path,
+    platform: Platform = "lambda",
+    log: Callable = print,
+    force: bool = False,
 ) -> BuildResult:
-    """Build `service`'s artifact into `out` (emptied first)."""
+    """Build `service`'s artifact into `out` (which must be empty or made by fleet build)."""
     started = time.perf_counter()
     if not (service.path / "run.sh").is_file():
         raise FleetError(f"service {service.name!r} has no run.sh")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    flags = install_flags(platform)
-    with tempfile.TemporaryDirectory(prefix=f"fleet-build-{service.name}-") as scratch_dir:
-        scratch = Path(scratch_dir)
-        log(f"[{service.name}] exporting locked dependencies")
-        requirements = scratch / "requirements.txt"
-        requirements.write_text(locked_requirements(root, f"{service.name}-service"))
-        log(f"[{service.name}] installing third-party wheels ({platform})")
-        install_requirements(root, out, requirements, flags)
-        log(f"[{service.name}] building workspace members from source")
-        wheels = scratch / "wheels"
-        for package in (*WORKSPACE_LIBRARIES, f"{service.name}-service"):
-            run_command(
-                [
-                    "uv",
-                    "build",
-                    "--quiet",
-                    "--wheel",
-                    "--package",
-                    package,
-                    "--out-dir",
-                    str(wheels),
-                ],
-                root,
-            )
-        # --no-cache: same name and version as last time must never mean last time's code.
-        run_command(
-            [
-                "uv",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-cache",
-                "--reinstall",
-                "--target",
-                str(out),
-                "--no-deps",
-                *map(str, sorted(wheels.glob("*.whl"))),
-                *flags,
-            ],
-            root,
+    prepare_out(root, out, force)
+    say = lambda message: log(f"[{service.name}] {message}")
+    python = compile_interpreter(platform)
+    if python is None:
+        say(
+            "WARNING: no Python 3.13 interpreter found (set FLEET_PYTHON313 or install "
+            "python3.13): the artifact ships WITHOUT bytecode and with every source, so every "
+            "cold start compiles every module (about twice as slow) and it is larger."
         )
+    say("exporting locked dependencies")
+    requirements = locked_requirements(root, f"{service.name}-service")
+    layer = third_party_layer(root, requirements, platform, python, say)
+    shutil.copytree(layer, out, dirs_exist_ok=True, copy_function=_link_or_copy)
+    say("building workspace members from source")
+    flags = install_flags(platform)
+    install_workspace_members(root, service, out, flags)
     run_sh = out / "run.sh"
     shutil.copy2(service.path / "run.sh", run_sh)
     run_sh.chmod(0o755)
-    _prune(out)
-    log(f"[{service.name}] precompiling bytecode")
-    compiled_by = _compile(out, platform, log)
+    _prune(out)  # the workspace wheels' bin/ and caches
+    own = (*(name.replace("-", "_") for name in WORKSPACE_LIBRARIES), service.package)
+    if python is not None:
+        say("precompiling the fleet's own bytecode")
+        compile_own(out, own, python)
     files = [path for path in out.rglob("*") if path.is_file()]
     result = BuildResult(
         service=service.name,
@@ -221,9 +399,7 @@ def build_service(
         seconds=time.perf_counter() - started,
         files=len(files),
         bytes=sum(path.stat().st_size for path in files),
-        bytecode_by=compiled_by,
+        bytecode_by=python,
     )
-    log(
-        f"[{service.name}] done in {result.seconds:.1f}s: {result.files} files, {result.bytes / 1e6:.1f} MB"
-    )
+    say(f"done in {result.seconds:.1f}s: {result.files} files, {result.bytes / 1e6:.1f} MB")
     return result

@@ -51,7 +51,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     by_name = {service.name: service for service in service_dirs(root)}
     if args.service not in by_name:
         raise FleetError(f"no service {args.service!r}; services: {', '.join(by_name) or 'none'}")
-    build_service(root, by_name[args.service], Path(args.out).resolve(), args.platform)
+    out = Path(args.out).resolve()
+    build_service(root, by_name[args.service], out, args.platform, force=args.force)
     return 0
 
 
@@ -121,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build one service's Lambda artifact (sam build calls this)"
     )
     build.add_argument("service", help="service name (folder under services/)")
-    build.add_argument("--out", required=True, help="artifact directory (emptied first)")
+    build.add_argument(
+        "--out",
+        required=True,
+        help="artifact folder: new, empty, or made by an earlier fleet build (it is emptied)",
+    )
+    build.add_argument(
+        "--force", action="store_true", help="empty --out even if fleet build did not make it"
+    )
     build.add_argument(
         "--platform",
         choices=["lambda", "host"],

@@ -52,6 +52,11 @@ def validate_name(root: Path, name: str) -> None:
         )
 
 
+def _first_party(*imports: str) -> str:
+    """First-party imports as ruff's isort writes them: one block, sorted by module."""
+    return "\n".join(sorted(imports, key=lambda line: line.split()[1]))
+
+
 def _files(name: str) -> dict[str, str]:
     package = f"{name}_service"
     return {
@@ -94,9 +99,7 @@ service = ServiceSpec(
         f"src/{package}/__main__.py": f'''\
 """`python -m {package}`: what run.sh starts."""
 
-from mcp_common.entrypoint import serve
-
-from {package} import service
+{_first_party(f"from {package} import service", "from mcp_common.entrypoint import serve")}
 
 if __name__ == "__main__":
     serve(service)
@@ -127,9 +130,8 @@ def greet(name: Annotated[str, Field(description="Who to greet")]) -> str:
 from __future__ import annotations
 
 from fastmcp import Client
-from mcp_common.app import build_server
 
-from {package} import service
+{_first_party(f"from {package} import service", "from mcp_common.app import build_server")}
 
 
 async def test_greet():
@@ -160,9 +162,6 @@ def _add_to_root_pyproject(text: str, name: str) -> str:
     sources = re.search(r"(?m)^\[tool\.uv\.sources\]\n", text)
     assert sources is not None
     text = text[: sources.end()] + f"{dist} = {{ workspace = true }}\n" + text[sources.end() :]
-    first_party = re.search(r"(?m)^known-first-party = \[(.*)\]$", text)
-    if first_party is not None:
-        text = text[: first_party.end(1)] + f', "{name}_service"' + text[first_party.end(1) :]
     data = tomllib.loads(text)  # the edit must leave valid TOML that says what we meant
     if dist not in data["dependency-groups"]["dev"] or dist not in data["tool"]["uv"]["sources"]:
         raise FleetError("pyproject.toml: the edit did not take; add the service by hand")

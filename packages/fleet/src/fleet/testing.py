@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +38,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextlib.contextmanager
 def serve(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve `app` with uvicorn in a thread on a free loopback port; yield its base URL."""
-    sock = socket.socket()
+    """Serve `app` with uvicorn in a thread on a free loopback port; yield its base URL.
+
+    The listening socket is explicitly IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted
+    connections only then, and without it every response waits ~40 ms on Nagle's
+    algorithm against the client's delayed ACK.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
@@ -120,7 +125,11 @@ def start_service(
             )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_for_http(base + health_path, timeout=timeout, process=process)
+            try:
+                wait_for_http(base + health_path, timeout=timeout, process=process)
+            except (RuntimeError, TimeoutError) as exc:
+                tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+                raise RuntimeError(f"{exc}; its output ended with:\n{tail}") from None
             yield RunningService(base, process, log_path)
         finally:
             stop(process)
@@ -313,6 +322,68 @@ def dripping_server(body: bytes, seconds_per_byte: float, host: str = "127.0.0.1
         stop_event.set()
         thread.join(2)
         server.close()
+
+
+def shared_dir(tmp_path_factory: object) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (the session's own otherwise)."""
+    base: Path = tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return base
+    shared = base.parent / f"shared-{run}"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+def once(shared: Path, name: str, make: Callable[[Path], object]) -> Path:
+    """`shared/name`, made by `make` exactly once per test run, whichever worker asks first
+    (the others wait on a file lock)."""
+    import fcntl
+
+    target = shared / name
+    done = shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            make(target)
+            done.touch()
+    return target
+
+
+def example_arguments(schema: Mapping[str, object]) -> object:
+    """A small valid value for a JSON schema (a tool's inputSchema): its `examples` or
+    `default` when it declares them, else the simplest value of its type."""
+    definitions = schema.get("$defs", {})
+
+    def value(node: Mapping[str, object]) -> object:
+        if "$ref" in node:
+            return value(definitions[str(node["$ref"]).rsplit("/", 1)[-1]])  # type: ignore[index]
+        for key in ("examples", "enum"):
+            if node.get(key):
+                return node[key][0]  # type: ignore[index]
+        if "default" in node:
+            return node["default"]
+        for key in ("anyOf", "oneOf", "allOf"):
+            if node.get(key):
+                return value(node[key][0])  # type: ignore[index]
+        kind = node.get("type")
+        if kind == "string":
+            return "x" * max(1, int(node.get("minLength", 1)))  # type: ignore[arg-type]
+        if kind in ("number", "integer"):
+            return max(1, node.get("minimum", 1), node.get("exclusiveMinimum", 0) + 1)  # type: ignore[operator]
+        if kind == "boolean":
+            return True
+        if kind == "array":
+            count = max(1, int(node.get("minItems", 1)))  # type: ignore[arg-type]
+            return [value(node.get("items", {})) for _ in range(count)]  # type: ignore[arg-type]
+        if kind == "object":
+            required = node.get("required", [])
+            properties = node.get("properties", {})
+            return {key: value(sub) for key, sub in properties.items() if key in required}  # type: ignore[union-attr]
+        return None
+
+    return value(schema)
 
 
 def copy_workspace(source: Path, target: Path) -> Path:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from fleet.cli import main
 
 
-def test_bench_runs_on_tiny_settings(tmp_path, capsys):
+def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
     out = tmp_path / "results"
     code = main(
         [
             "bench",
+            "--artifact",
+            str(host_twins["math"]),
             "--runs",
             "1",
             "--warm-runs",

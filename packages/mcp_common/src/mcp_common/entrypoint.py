@@ -41,6 +41,7 @@ def serve(spec: ServiceSpec) -> None:
         port=runtime.port,
         log_config=None,  # keep our JSON handlers; uvicorn's records propagate to them
         access_log=False,  # the MCP request line is the access log
+        ws="none",  # MCP is plain HTTP: no WebSocket protocol (artifacts ship no websockets)
         lifespan="on",
         timeout_graceful_shutdown=5,
     )

@@ -82,7 +82,9 @@ class OpenMeteoClient:
         self, url: str, params: Mapping[str, str | int | float], deadline: Deadline
     ) -> Any:
         attempts = self.settings.retries + 1
-        problem = "no attempt was made"
+        problem = "was not asked: no time was left"
+        made = 0
+        started = time.monotonic()
         for attempt in range(attempts):
             remaining = deadline.remaining()
             if remaining <= 0.05:
@@ -91,6 +93,7 @@ class OpenMeteoClient:
                 min(self.settings.read_timeout_seconds, remaining),
                 connect=min(self.settings.connect_timeout_seconds, remaining),
             )
+            made += 1
             try:
                 response = await asyncio.wait_for(
                     self._client().get(url, params=params, timeout=timeout), timeout=remaining
@@ -110,8 +113,11 @@ class OpenMeteoClient:
                 if pause >= deadline.remaining():
                     break
                 await asyncio.sleep(pause)
+        elapsed = time.monotonic() - started
+        tries = f"{made} attempt{'s' if made != 1 else ''}"
         raise ProviderError(
-            f"the weather provider {problem}; giving up after {deadline.seconds:g} s. Try again shortly."
+            f"the weather provider {problem}; gave up after {tries} in {elapsed:.1f} s. "
+            "Try again shortly."
         )
 
 

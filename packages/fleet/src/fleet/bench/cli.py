@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     log = lambda message: print(f"[bench] {message}", flush=True)
     try:
-        variants, artifacts = runner.prepare(root, work, log)
+        prebuilt = Path(args.artifact).resolve() if args.artifact else None
+        variants, artifacts = runner.prepare(root, work, log, prebuilt)
         runner.run_cold(variants, settings.runs, log)
         warm_variants = [v for v in variants if "dev env" not in v.name]
         if not args.no_warm:
@@ -62,6 +63,10 @@ def add_parser(commands: Any) -> None:
     )
     bench.add_argument(
         "--seconds", type=float, default=5.0, help="time limit per warm measurement (default 5)"
+    )
+    bench.add_argument(
+        "--artifact",
+        help="a math host twin already built (`fleet build math --platform host --out DIR`)",
     )
     bench.add_argument("--no-warm", action="store_true", help="skip the warm-path measurements")
     bench.add_argument("--no-sizes", action="store_true", help="skip sizes and build times")

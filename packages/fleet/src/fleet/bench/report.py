@@ -86,10 +86,10 @@ def render(
             "",
             "## Fleet build time (every service, `fleet build` as `sam build` runs it)",
             "",
-            f"- warm uv cache: {extra['build_warm_s']:.1f} s",
-            f"- cold uv cache: {cold:.1f} s"
+            f"- warm caches (uv wheels, compiled third-party layer): {extra['build_warm_s']:.1f} s",
+            f"- empty caches: {cold:.1f} s"
             if cold is not None
-            else "- cold uv cache: not measured (--no-cold-build)",
+            else "- empty caches: not measured (--no-cold-build)",
         ]
     lines += [
         "",

@@ -86,11 +86,17 @@ def _package_script_app(
     return out
 
 
-def prepare(root: Path, work: Path, log) -> tuple[list[Variant], dict[str, Path]]:
+def prepare(
+    root: Path, work: Path, log, artifact: Path | None = None
+) -> tuple[list[Variant], dict[str, Path]]:
+    """Build (or take) the math host twin, package the seed and the floor, list the variants."""
     services = {service.name: service for service in service_dirs(root)}
-    math = services["math"]
-    log("building the math artifact's host twin (same build as Lambda's)")
-    artifact = build_service(root, math, work / "math-artifact", "host", log=lambda _: None).out
+    if artifact is None:
+        log("building the math artifact's host twin (same build as Lambda's)")
+        math = services["math"]
+        artifact = build_service(root, math, work / "math-artifact", "host", log=lambda _: None).out
+    else:
+        log(f"using the math artifact's host twin in {artifact}")
     log("packaging the seed design like SAM's default builder (wheels unzipped, no bytecode)")
     seed = _package_script_app(
         root,
@@ -168,7 +174,8 @@ def run_warm(variants: list[Variant], settings: Settings, log) -> None:
                     if time.monotonic() > deadline:
                         raise TimeoutError(variant.name)
                     time.sleep(0.01)
-                measure(port, MCP_PATH, 4, 300, 5.0, variant.headers)  # warm-up
+                warm_up = min(300, settings.requests * 10)
+                measure(port, MCP_PATH, 4, warm_up, settings.seconds * 10, variant.headers)
                 variant.warm1.append(
                     measure(port, MCP_PATH, 1, settings.requests, settings.seconds, variant.headers)
                 )
@@ -197,37 +204,31 @@ def dir_size(path: Path) -> tuple[int, int]:
     return unzipped, zipped
 
 
-def build_fleet(root: Path, out: Path, cache: Path | None) -> float:
-    """Seconds to build every service for Lambda (with uv's cache at `cache`, or the default)."""
-    env = dict(os.environ)
-    if cache is not None:
-        env["UV_CACHE_DIR"] = str(cache)
+def build_fleet(root: Path, out: Path, caches: Path) -> float:
+    """Seconds to build every service for Lambda with uv's cache and fleet build's
+    third-party cache under `caches` (empty: a cold build; used before: a warm one)."""
+    env = {
+        **os.environ,
+        "UV_CACHE_DIR": str(caches / "uv"),
+        "FLEET_BUILD_CACHE": str(caches / "fleet-build"),
+    }
     started = time.perf_counter()
     for service in service_dirs(root):
-        run_command(
-            [
-                "uv",
-                "run",
-                "--frozen",
-                "fleet",
-                "build",
-                service.name,
-                "--out",
-                str(out / service.name),
-            ],
-            root,
-            env,
-        )
+        command = ["uv", "run", "--frozen", "fleet", "build", service.name]
+        run_command([*command, "--out", str(out / service.name)], root, env)
     return time.perf_counter() - started
 
 
 def sizes_and_builds(root: Path, work: Path, settings: Settings, log) -> dict[str, object]:
-    log("building every service for Lambda (arm64 / 3.13) with a warm uv cache")
-    warm_seconds = build_fleet(root, work / "lambda-warm", None)
+    caches = work / "build-caches"
     cold_seconds = None
     if settings.cold_build:
-        log("building every service for Lambda with an empty uv cache (downloads every wheel)")
-        cold_seconds = build_fleet(root, work / "lambda-cold", work / "empty-uv-cache")
+        log("building every service for Lambda with empty caches (downloads every wheel)")
+        cold_seconds = build_fleet(root, work / "lambda-cold", caches)
+    else:
+        build_fleet(root, work / "lambda-cold", caches)
+    log("building every service for Lambda again, caches warm")
+    warm_seconds = build_fleet(root, work / "lambda-warm", caches)
     sizes = {
         service.name: dir_size(work / "lambda-warm" / service.name)
         for service in service_dirs(root)

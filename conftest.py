@@ -1,0 +1,53 @@
+"""Fixtures shared by every test folder: artifacts are built once per test run.
+
+Builds are the slowest thing the suite does, so each artifact is built by whichever
+pytest-xdist worker asks first and reused by all others (fleet.testing.once).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleet.build import build_service
+from fleet.testing import once, shared_dir
+from fleet.workspace import find_root, service_dirs
+
+ROOT = find_root(Path(__file__).parent)
+
+
+def _build_all(platform: str):
+    def make(target: Path) -> None:
+        for service in service_dirs(ROOT):
+            out = target / f"{service.name.capitalize()}Function"
+            build_service(ROOT, service, out, platform, log=lambda _: None)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def host_twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every service's artifact built for this machine (`fleet build --platform host`):
+    it starts exactly as Lambda starts the real one, through its run.sh."""
+    built = once(shared_dir(tmp_path_factory), "host-twins", _build_all("host"))
+    return {s.name: built / f"{s.name.capitalize()}Function" for s in service_dirs(ROOT)}
+
+
+@pytest.fixture(scope="session")
+def lambda_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every service built for Lambda (arm64, Python 3.13), laid out as `sam build` does."""
+    return once(shared_dir(tmp_path_factory), "aws-sam-build", _build_all("lambda"))
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin folder of a virtual environment with nothing installed: only an artifact
+    can supply packages to it, as in Lambda."""
+
+    def make(target: Path) -> None:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
+
+    return once(shared_dir(tmp_path_factory), "bare-venv", make) / "bin"

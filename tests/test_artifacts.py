@@ -1,0 +1,80 @@
+"""Every service's pruned artifact, started as Lambda starts it: nothing it needs is missing.
+
+`fleet build` leaves out distributions no service imports (a reviewed list) and ships
+third-party code as bytecode only. This is the safety net under that list: each host
+twin starts with nothing but the artifact on its path, lists its tools and answers one
+call of every tool, and its log holds no import error and no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+
+from fleet.testing import example_arguments, start_service
+from fleet.workspace import find_root, service_dirs
+
+ROOT = find_root(Path(__file__).parent)
+SERVICES = [service.name for service in service_dirs(ROOT)]
+
+
+def twin_env(bare_python: Path, **values: str) -> dict[str, str]:
+    """Only the artifact supplies packages: a bare interpreter, no PYTHONPATH, no venv."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    return {
+        **clean,
+        "PATH": f"{bare_python}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "PYTHONPATH": "",
+        "AWS_LAMBDA_FUNCTION_NAME": "TwinFunction",  # as in Lambda: binds 0.0.0.0
+        "MCP_HOST": "127.0.0.1",
+        "MCP_AUTH": "none",
+        **values,
+    }
+
+
+async def call_every_tool(url: str) -> dict[str, bool]:
+    """{tool: answered as a tool error?} for one call of every listed tool."""
+    answers = {}
+    async with Client(url) as client:
+        for tool in await client.list_tools():
+            arguments = example_arguments(tool.input_schema) or {}
+            result = await client.call_tool(tool.name, arguments, raise_on_error=False)
+            answers[tool.name] = result.is_error
+    return answers
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_pruned_artifact_starts_lists_and_answers_every_tool(
+    host_twins, bare_python, tmp_path, service
+):
+    artifact = host_twins[service]
+    env = twin_env(bare_python, MEMORY_SQLITE_PATH=str(tmp_path / "memory.sqlite"))
+    with start_service(artifact / "run.sh", f"/{service}/health", env) as running:
+        answers = asyncio.run(call_every_tool(f"{running.base}/{service}/mcp"))
+        output = running.output()
+    assert answers, "no tools listed"
+    for marker in ("ModuleNotFoundError", "ImportError", "Traceback"):
+        assert marker not in output, output[-3000:]
+
+
+def test_tracebacks_from_our_own_code_keep_their_source_lines(host_twins, bare_python):
+    artifact = host_twins[SERVICES[0]]
+    result = subprocess.run(
+        [
+            str(bare_python / "python"),
+            "-c",
+            "from mcp_common import ServiceSpec; ServiceSpec('Bad', 'x')",
+        ],
+        env={**twin_env(bare_python), "PYTHONPATH": str(artifact)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "mcp_common/service.py" in result.stderr
+    assert "raise ValueError(" in result.stderr  # the source line, not just file and number
