@@ -130,4 +130,4 @@ def test_a_dripping_jwks_is_cut_off_by_its_budget(issuer):
     assert len(answers) == 3
     for seconds, code in answers:
         assert code == 503  # neither accepted, nor a tool error, nor a 401 for a good token
-        assert seconds <= 4, seconds  # the 2 s budget, not 3 s per byte
+        assert seconds <= 6, seconds  # the 2 s budget (plus a loaded machine), not 3 s a byte

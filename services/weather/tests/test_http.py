@@ -85,4 +85,5 @@ async def test_each_failure_mode_is_a_tool_error_within_the_deadline(
             # Where it gave up, it says how long it really took, not the configured deadline.
             if "gave up" in text:
                 reported = float(re.search(r"in (\d+\.\d) s", text).group(1))
-                assert abs(reported - elapsed) < 0.6, (text, elapsed)
+                # Never more than the client waited; the rest is HTTP and scheduling.
+                assert elapsed - 1.5 <= reported <= elapsed + 0.05, (text, elapsed)

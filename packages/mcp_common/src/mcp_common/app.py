@@ -7,7 +7,6 @@ locally is what runs deployed: same routes, same middleware, same settings.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from fastmcp import FastMCP
 from starlette.applications import Starlette
@@ -26,16 +25,7 @@ from mcp_common.hardening import (
 )
 from mcp_common.logs import RequestLogASGIMiddleware, configure_logging
 from mcp_common.service import ServiceSpec
-from mcp_common.settings import AuthSettings, HttpSettings, RuntimeSettings
-
-
-@dataclass(frozen=True)
-class AppSettings:
-    """Every settings object the factory reads, resolved once from the environment."""
-
-    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
-    http: HttpSettings = field(default_factory=HttpSettings)
-    auth: AuthSettings = field(default_factory=AuthSettings)
+from mcp_common.settings import AppSettings
 
 
 def build_server(spec: ServiceSpec, tools: list[DiscoveredTool] | None = None) -> FastMCP:

@@ -50,7 +50,7 @@ def serve(spec: ServiceSpec) -> None:
 def _build(spec: ServiceSpec) -> tuple[Starlette, RuntimeSettings]:
     from pydantic import ValidationError
 
-    from mcp_common.app import AppSettings, create_app
+    from mcp_common.settings import AppSettings
 
     try:
         settings = AppSettings()
@@ -59,6 +59,8 @@ def _build(spec: ServiceSpec) -> tuple[Starlette, RuntimeSettings]:
         configure_logging("INFO")
         logging.getLogger(__name__).critical("invalid configuration: %s", _summary(exc))
         raise SystemExit(2) from None
+    from mcp_common.app import create_app  # fastmcp: imported once the settings are valid
+
     return create_app(spec, settings), settings.runtime
 
 

@@ -6,6 +6,7 @@ Every variable here is documented in the README's configuration table.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
@@ -151,3 +152,16 @@ class HttpSettings(BaseSettings):
     tool_timeout_seconds: float = Field(
         default=20.0, gt=0, le=900, validation_alias="MCP_TOOL_TIMEOUT_SECONDS"
     )
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Every settings object a service reads, resolved once from the environment.
+
+    It lives here, not beside the app factory, so start-up validates the configuration
+    before importing fastmcp: a misconfigured service fails in a fraction of a second.
+    """
+
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
