@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,15 @@ def lambda_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bin folder of a virtual environment with nothing installed: only an artifact
-    can supply packages to it, as in Lambda."""
+def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin folder of an interpreter shaped like Lambda's Python runtime: nothing but
+    boto3 (which the runtime provides, so artifacts do not ship it). Everything else must
+    come from the artifact."""
 
     def make(target: Path) -> None:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
+        pins = [f"{name}=={version(name)}" for name in ("boto3", "botocore")]
+        python = str(target / "bin" / "python")
+        subprocess.run(["uv", "pip", "install", "--quiet", "--python", python, *pins], check=True)
 
-    return once(shared_dir(tmp_path_factory), "bare-venv", make) / "bin"
+    return once(shared_dir(tmp_path_factory), "lambda-runtime", make) / "bin"

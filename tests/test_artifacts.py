@@ -23,12 +23,12 @@ ROOT = find_root(Path(__file__).parent)
 SERVICES = [service.name for service in service_dirs(ROOT)]
 
 
-def twin_env(bare_python: Path, **values: str) -> dict[str, str]:
+def twin_env(lambda_runtime: Path, **values: str) -> dict[str, str]:
     """Only the artifact supplies packages: a bare interpreter, no PYTHONPATH, no venv."""
     clean = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     return {
         **clean,
-        "PATH": f"{bare_python}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "PATH": f"{lambda_runtime}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "PYTHONPATH": "",
         "AWS_LAMBDA_FUNCTION_NAME": "TwinFunction",  # as in Lambda: binds 0.0.0.0
         "MCP_HOST": "127.0.0.1",
@@ -50,10 +50,10 @@ async def call_every_tool(url: str) -> dict[str, bool]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_pruned_artifact_starts_lists_and_answers_every_tool(
-    host_twins, bare_python, tmp_path, service
+    host_twins, lambda_runtime, tmp_path, service
 ):
     artifact = host_twins[service]
-    env = twin_env(bare_python, MEMORY_SQLITE_PATH=str(tmp_path / "memory.sqlite"))
+    env = twin_env(lambda_runtime, MEMORY_SQLITE_PATH=str(tmp_path / "memory.sqlite"))
     with start_service(artifact / "run.sh", f"/{service}/health", env) as running:
         answers = asyncio.run(call_every_tool(f"{running.base}/{service}/mcp"))
         output = running.output()
@@ -62,15 +62,15 @@ def test_pruned_artifact_starts_lists_and_answers_every_tool(
         assert marker not in output, output[-3000:]
 
 
-def test_tracebacks_from_our_own_code_keep_their_source_lines(host_twins, bare_python):
+def test_tracebacks_from_our_own_code_keep_their_source_lines(host_twins, lambda_runtime):
     artifact = host_twins[SERVICES[0]]
     result = subprocess.run(
         [
-            str(bare_python / "python"),
+            str(lambda_runtime / "python"),
             "-c",
             "from mcp_common import ServiceSpec; ServiceSpec('Bad', 'x')",
         ],
-        env={**twin_env(bare_python), "PYTHONPATH": str(artifact)},
+        env={**twin_env(lambda_runtime), "PYTHONPATH": str(artifact)},
         capture_output=True,
         text=True,
         check=False,

@@ -165,3 +165,42 @@ def test_log_groups_have_retention(cfn):
     assert {"ApiAccessLogGroup", *(f"{logical_id(s)}LogGroup" for s in SERVICES)} <= set(groups)
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_adapter_layer_is_v1_1_0_or_later():
+    parameter = load_template(ROOT / "template.yaml")["Parameters"]["LambdaAdapterLayerVersion"]
+    assert parameter["Default"] == 30
+    assert "v1.1.0" in parameter["Description"]
+
+
+@pytest.mark.parametrize(("enabled", "applied"), [("true", "PublishedVersions"), ("false", "None")])
+def test_snapstart_follows_its_switch(monkeypatch_module, enabled, applied):
+    cfn = translate({"EnableSnapStart": enabled})
+    assert cfn["Conditions"]["UseSnapStart"] == {"Fn::Equals": [{"Ref": "EnableSnapStart"}, "true"]}
+    for service in SERVICES:
+        function = cfn["Resources"][function_id(service)]["Properties"]
+        condition, on, off = function["SnapStart"]["ApplyOn"]["Fn::If"]
+        assert condition == "UseSnapStart"
+        resolved = on if enabled == "true" else off
+        assert resolved == applied
+        # SnapStart applies to published versions: the live alias publishes one.
+        assert f"{function_id(service)}Aliaslive" in cfn["Resources"]
+    assert (
+        load_template(ROOT / "template.yaml")["Parameters"]["EnableSnapStart"]["Default"] == "false"
+    )
+
+
+@pytest.mark.parametrize(
+    "variable", ["AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH", "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"]
+)
+def test_hook_paths_are_reached_by_no_route(cfn, variable):
+    paths = cfn["Resources"]["FleetApi"]["Properties"]["Body"]["paths"]
+    for service in SERVICES:
+        hook = cfn["Resources"][function_id(service)]["Properties"]["Environment"]["Variables"][
+            variable
+        ]
+        assert hook.startswith("/")
+        for route in paths:
+            prefix = route.split("{", 1)[0]  # /math/{proxy+} reaches everything under /math/
+            assert not hook.startswith(prefix) if "{" in route else hook != route
+        assert not hook.startswith("/.well-known/")

@@ -85,3 +85,23 @@ def test_cli_exits_non_zero_with_the_list(workspace, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "fleet check: 1 fault(s)" in err
     assert "template.yaml has no output MathMcpUrl" in err
+
+
+def test_snapstart_hooks_under_a_route_and_an_old_adapter_are_faults(workspace):
+    edit(
+        workspace / "template.yaml",
+        "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH: /_lifecycle/after-restore",
+        "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH: /math/after-restore",
+    )
+    edit(workspace / "template.yaml", "    Default: 30\n", "    Default: 28\n")
+    edit(
+        workspace / "template.yaml",
+        "      ApplyOn: !If [UseSnapStart, PublishedVersions, None]\n",
+        "",
+    )
+    faults = "\n".join(check_fleet(workspace))
+    assert (
+        "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH /math/after-restore lies under an API route" in faults
+    )
+    assert "LambdaAdapterLayerVersion defaults to 28" in faults
+    assert "MathFunction: SnapStart.ApplyOn is not set" in faults

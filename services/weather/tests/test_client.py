@@ -150,3 +150,26 @@ def test_ttl_cache_expires_and_stays_bounded():
     assert cache.get("a") is None
     cache.put("d", "D", ttl=0)
     assert cache.get("d") is None
+
+
+async def test_snapstart_hooks_close_the_pool_and_forget_cached_answers():
+    """Before a snapshot the pool is closed (a restored instance opens a new one); after a
+    restore the cache is empty (its monotonic clock did not count the time in storage)."""
+    from weather_service import service
+    from weather_service.client import set_client
+
+    client = client_with(lambda request: httpx.Response(200, json={"ok": True}))
+    set_client(client)
+    try:
+        await client.get_json(URL, {"latitude": 1}, ttl=60, deadline=Deadline(5))
+        assert client._http is not None
+        assert len(client.cache) == 1
+        for hook in service.hooks("before_checkpoint"):
+            await hook()
+        assert client._http is None
+        for hook in service.hooks("after_restore"):
+            hook()
+        assert len(client.cache) == 0
+        assert await get(client) == {"ok": True}  # a new pool, opened on first use
+    finally:
+        set_client(None)

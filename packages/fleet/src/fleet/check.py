@@ -22,7 +22,11 @@ REQUIRED_ENV = (
     "MCP_AUTH",
     "MCP_ALLOWED_HOSTS",
     "MCP_API_KEYS_SSM_PARAMETER",
+    "AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH",
+    "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH",
 )
+HOOK_ENV = ("AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH", "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH")
+MIN_ADAPTER_LAYER = 30  # Lambda Web Adapter v1.1.0: the first release with SnapStart hooks
 
 
 def _text(value: Any) -> str:
@@ -66,6 +70,29 @@ def _function_faults(service: str, resource: dict[str, Any], globals_: dict[str,
         faults.append(f"{where}: PORT must be 8080")
     if env.get("AWS_LWA_READINESS_CHECK_PATH") != f"/{service}/health":
         faults.append(f"{where}: AWS_LWA_READINESS_CHECK_PATH must be /{service}/health")
+    if "ApplyOn" not in (merged.get("SnapStart") or {}):
+        faults.append(f"{where}: SnapStart.ApplyOn is not set (the EnableSnapStart switch)")
+    return faults
+
+
+def _hook_faults(template: dict[str, Any], services: list[str]) -> list[str]:
+    """The SnapStart hook paths lie outside every route, and the adapter can call them."""
+    faults = []
+    globals_ = template.get("Globals", {}).get("Function", {})
+    env = globals_.get("Environment", {}).get("Variables", {})
+    reserved = ("/.well-known/", *(f"/{service}/" for service in services))
+    for name in HOOK_ENV:
+        path = env.get(name)
+        if not isinstance(path, str) or not path.startswith("/"):
+            faults.append(f"Globals: {name} must be an absolute path (is {path!r})")
+        elif path.startswith(reserved) or path.rstrip("/") in {r.rstrip("/") for r in reserved}:
+            faults.append(f"Globals: {name} {path} lies under an API route; clients could call it")
+    layer = template.get("Parameters", {}).get("LambdaAdapterLayerVersion", {}).get("Default")
+    if not isinstance(layer, int) or layer < MIN_ADAPTER_LAYER:
+        faults.append(
+            f"LambdaAdapterLayerVersion defaults to {layer!r}: SnapStart hooks need "
+            f"{MIN_ADAPTER_LAYER} (Lambda Web Adapter v1.1.0) or later"
+        )
     return faults
 
 
@@ -155,6 +182,7 @@ def check_fleet(root: Path) -> list[str]:
         for (path, method), names in sorted(owners.items())
         if len(names) > 1
     )
+    faults.extend(_hook_faults(template, [service.name for service in services]))
     return faults
 
 

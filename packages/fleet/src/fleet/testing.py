@@ -178,13 +178,37 @@ def fake_aws(region: str = "us-east-1") -> Iterator[None]:
                 os.environ[name] = value
 
 
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+"""Throwaway credentials for boto3 clients of a moto server (never real AWS)."""
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto as an HTTP server on loopback, for services running in their own process
+    (point them at it with AWS_ENDPOINT_URL_<SERVICE>); yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
 def app_settings(**env: str) -> AppSettings:
     """App settings from explicit env-var values (`MCP_AUTH="none"`, ...), as the environment gives them."""
-    from mcp_common.settings import AuthSettings, HttpSettings, RuntimeSettings
+    import dataclasses
+    import typing
 
-    return AppSettings(
-        runtime=RuntimeSettings(**env), http=HttpSettings(**env), auth=AuthSettings(**env)
-    )
+    kinds = typing.get_type_hints(AppSettings)
+    return AppSettings(**{f.name: kinds[f.name](**env) for f in dataclasses.fields(AppSettings)})
 
 
 def write_tools_package(root: Path, package: str, modules: Mapping[str, str]) -> str:

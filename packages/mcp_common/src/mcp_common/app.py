@@ -7,6 +7,10 @@ locally is what runs deployed: same routes, same middleware, same settings.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastmcp import FastMCP
 from starlette.applications import Starlette
@@ -15,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from mcp_common import lifecycle
 from mcp_common.auth import Authenticator, AuthMiddleware, build_authenticator
 from mcp_common.discovery import DiscoveredTool, discover_tools
 from mcp_common.hardening import (
@@ -24,6 +29,7 @@ from mcp_common.hardening import (
     TrailingSlashMiddleware,
 )
 from mcp_common.logs import RequestLogASGIMiddleware, configure_logging
+from mcp_common.metrics import RequestMetrics
 from mcp_common.service import ServiceSpec
 from mcp_common.settings import AppSettings
 
@@ -67,8 +73,11 @@ def _http_middleware(
     nothing but 401 and cannot make the server buffer or parse a byte of what it sent.
     """
     http = settings.http
+    metrics = RequestMetrics(settings.metrics.namespace) if settings.metrics.enabled else None
     middleware = [
-        Middleware(RequestLogASGIMiddleware, service=spec.name, mcp_path=spec.mcp_path),
+        Middleware(
+            RequestLogASGIMiddleware, service=spec.name, mcp_path=spec.mcp_path, metrics=metrics
+        ),
         Middleware(
             HostOriginGuardMiddleware,
             allowed_hosts=http.allowed_hosts,
@@ -98,7 +107,12 @@ def _http_middleware(
             authenticator=authenticator,
             service=spec.name,
             mcp_path=spec.mcp_path,
-            open_paths=(spec.health_path,),
+            # Health for the readiness check; the SnapStart hooks check their caller themselves.
+            open_paths=(
+                spec.health_path,
+                settings.lifecycle.before_checkpoint_path,
+                settings.lifecycle.after_restore_path,
+            ),
             settings=settings.auth,
         )
     )
@@ -115,12 +129,24 @@ def _http_middleware(
 
 
 def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starlette:
-    """The service's ASGI app: Streamable HTTP (stateless, JSON) at `/<name>/mcp`, plus health."""
+    """The service's ASGI app: Streamable HTTP (stateless, JSON) at `/<name>/mcp`, health,
+    and the SnapStart hooks; primed before it reports ready (see lifecycle.py)."""
     settings = settings or AppSettings()
     configure_logging(settings.runtime.log_level)
+    phases: dict[str, float] = {}
+    clock = time.perf_counter()
     tools = discover_tools(spec.tools_package)
+    phases["discovery"], clock = time.perf_counter() - clock, time.perf_counter()
+    authenticator = build_authenticator(settings.auth)  # api_key: the first key read
+    phases["auth"], clock = time.perf_counter() - clock, time.perf_counter()
     server = build_server(spec, tools)
-    authenticator = build_authenticator(settings.auth)
+    for phase, path in (
+        ("before_checkpoint", settings.lifecycle.before_checkpoint_path),
+        ("after_restore", settings.lifecycle.after_restore_path),
+    ):
+        server.custom_route(path, methods=["POST"], include_in_schema=False)(
+            lifecycle.hook_endpoint(phase)
+        )
     tool_names = frozenset(t.tool.name for t in tools)
     app = server.http_app(
         path=spec.mcp_path,
@@ -129,8 +155,28 @@ def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starle
         host_origin_protection=False,  # the strict guard is placed explicitly below
         middleware=_http_middleware(spec, settings, tool_names, authenticator),
     )
+    phases["app"] = time.perf_counter() - clock
+    app.state.startup_phases = phases
     app.router.redirect_slashes = False
     app.state.mcp_server = server
     app.state.service = spec
+    app.state.settings = settings
     app.state.authenticator = authenticator
+    app.state.primable_tool = lifecycle.primable_tool(tools)
+    if settings.lifecycle.prime:
+        app.router.lifespan_context = _priming(app.router.lifespan_context)
     return app
+
+
+def _priming(lifespan: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The app's lifespan, then priming, before the server reports ready."""
+
+    @asynccontextmanager
+    async def primed(app: Any) -> AsyncIterator[Any]:
+        async with lifespan(app) as state:
+            app.state.startup_phases["priming"] = await lifecycle.prime(
+                app, app.state.service, app.state.primable_tool
+            )
+            yield state
+
+    return primed

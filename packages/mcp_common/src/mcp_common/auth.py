@@ -22,7 +22,7 @@ from typing import Any, Final, Protocol
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_common.logs import current_request, json_header
+from mcp_common.logs import INTERNAL_SCOPE_KEY, current_request, json_header
 from mcp_common.settings import AuthSettings, running_in_lambda
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 PROTECTED_RESOURCE_PREFIX: Final = "/.well-known/oauth-protected-resource"
 LOCAL_PRINCIPAL: Final = "local"
 """The principal of every request when MCP_AUTH=none (local development)."""
+INTERNAL_PRINCIPAL: Final = "(service)"
+"""The principal of the service's own in-process requests (priming); never a tenant."""
+
 RETRY_AFTER_SECONDS: Final = 5
 
 _principal: ContextVar[str | None] = ContextVar("mcp_principal", default=None)
@@ -80,8 +83,8 @@ class Authenticator(Protocol):
         """Forget cached credentials and key material (a snapshot is about to be taken)."""
         ...
 
-    def reload(self) -> None:
-        """Re-read key sources now, within their time budget (after a snapshot restore)."""
+    def reload(self, wait: float) -> None:
+        """Re-read key sources now, waiting at most `wait` seconds (after a snapshot restore)."""
         ...
 
 
@@ -98,7 +101,7 @@ class OpenAuthenticator:
     def invalidate(self) -> None:
         return None
 
-    def reload(self) -> None:
+    def reload(self, wait: float) -> None:
         return None
 
 
@@ -128,8 +131,8 @@ class ApiKeyAuthenticator:
     def invalidate(self) -> None:
         self.store.invalidate()
 
-    def reload(self) -> None:
-        self.store.start()
+    def reload(self, wait: float) -> None:
+        self.store.start(wait)
 
 
 class JwtAuthenticator:
@@ -161,8 +164,8 @@ class JwtAuthenticator:
     def invalidate(self) -> None:
         self.verifier.keys.invalidate()
 
-    def reload(self) -> None:
-        return None  # keys are re-fetched by the next request, within their budget
+    def reload(self, wait: float) -> None:
+        return None  # stale keys are re-fetched by the next request, within their budget
 
 
 def build_authenticator(settings: AuthSettings) -> Authenticator:
@@ -253,6 +256,13 @@ class AuthMiddleware:
             or scope["method"] == "OPTIONS"  # CORS preflights carry no credentials by design
         ):
             await self.app(scope, receive, send)
+            return
+        if scope.get(INTERNAL_SCOPE_KEY):  # the service priming itself, in-process
+            token = _principal.set(INTERNAL_PRINCIPAL)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _principal.reset(token)
             return
         headers = dict(scope["headers"])
         if scope["path"] == self.metadata_path and not self.open:

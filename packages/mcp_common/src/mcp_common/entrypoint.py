@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcp_common.logs import configure_logging
+from mcp_common.logs import FIELDS_ATTRIBUTE, configure_logging
+from mcp_common.metrics import startup_document
 from mcp_common.service import ServiceSpec
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from mcp_common.settings import RuntimeSettings
+    from mcp_common.settings import AppSettings
 
 
 def serve(spec: ServiceSpec) -> None:
@@ -25,7 +29,7 @@ def serve(spec: ServiceSpec) -> None:
     # wasted cold-start time. Collection resumes once the app exists.
     gc.disable()
     try:
-        app, runtime = _build(spec)
+        app, settings = _build(spec)
     finally:
         # What exists now lives as long as the process: keep it out of every future
         # collection, and collect the young generation less often (per-request garbage is
@@ -35,10 +39,10 @@ def serve(spec: ServiceSpec) -> None:
         gc.enable()
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=runtime.bind_host(),
-        port=runtime.port,
+        host=settings.runtime.bind_host(),
+        port=settings.runtime.port,
         log_config=None,  # keep our JSON handlers; uvicorn's records propagate to them
         access_log=False,  # the MCP request line is the access log
         ws="none",  # MCP is plain HTTP: no WebSocket protocol (artifacts ship no websockets)
@@ -46,8 +50,48 @@ def serve(spec: ServiceSpec) -> None:
         timeout_graceful_shutdown=5,
     )
 
+    class ReadyServer(uvicorn.Server):
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # listening: the readiness check can succeed from now on
+                _log_ready(spec, app, settings)
 
-def _build(spec: ServiceSpec) -> tuple[Starlette, RuntimeSettings]:
+    ReadyServer(config).run()
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: /proc, 10 ms resolution), else since this
+    module was imported."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+_IMPORTED = time.perf_counter()
+
+
+def _log_ready(spec: ServiceSpec, app: Starlette, settings: AppSettings) -> None:
+    """The one start-up line: process start → ready, and what each phase took (with its
+    CloudWatch metric, so cold-start regressions show on a graph)."""
+    startup_ms = round(process_age() * 1000, 1)
+    phases = {name: round(seconds * 1000, 1) for name, seconds in app.state.startup_phases.items()}
+    fields = {
+        "service": spec.name,
+        "version": spec.version,
+        "startup_ms": startup_ms,
+        "phases_ms": phases,
+    }
+    if settings.metrics.enabled:
+        fields["_aws"] = startup_document(settings.metrics.namespace, time.time())
+    logging.getLogger("mcp_common.lifecycle").info(
+        "service ready", extra={FIELDS_ATTRIBUTE: fields}
+    )
+
+
+def _build(spec: ServiceSpec) -> tuple[Starlette, AppSettings]:
     from pydantic import ValidationError
 
     from mcp_common.settings import AppSettings
@@ -61,7 +105,10 @@ def _build(spec: ServiceSpec) -> tuple[Starlette, RuntimeSettings]:
         raise SystemExit(2) from None
     from mcp_common.app import create_app  # fastmcp: imported once the settings are valid
 
-    return create_app(spec, settings), settings.runtime
+    imports = process_age()
+    app = create_app(spec, settings)
+    app.state.startup_phases = {"imports": imports, **app.state.startup_phases}
+    return app, settings
 
 
 def _summary(error: Exception) -> str:

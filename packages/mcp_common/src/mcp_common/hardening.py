@@ -327,6 +327,9 @@ class RequestGuardMiddleware:
         return b"".join(chunks)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        record = current_request.get()
+        if record is not None:
+            record.refusal = "size"
         response = _jsonrpc_error(
             413, INVALID_REQUEST, f"request body exceeds {self.max_body_bytes} bytes"
         )

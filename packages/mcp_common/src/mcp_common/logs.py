@@ -25,6 +25,7 @@ from typing import Any, Final, Literal
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_common import untrusted
+from mcp_common.metrics import RequestMetrics
 
 Outcome = Literal["ok", "tool_error", "protocol_error"]
 INVALID_NAME: Final = "(invalid)"
@@ -36,6 +37,9 @@ MAX_LINE_BYTES: Final = 8192
 CloudWatch bills every byte, so one hostile request must not write a megabyte."""
 
 REQUEST_LOGGER = "mcp_common.request"
+INTERNAL_SCOPE_KEY: Final = "mcp_common.internal"
+"""An ASGI scope key marking the service's own in-process requests (priming, lifecycle.py).
+No HTTP client can set a scope key: auth lets these through, the request log skips them."""
 FIELDS_ATTRIBUTE = "_fields"
 """A record attribute holding a dict of fields to write as they are (see JsonFormatter)."""
 
@@ -148,6 +152,18 @@ class _ExpectedToolErrors(logging.Filter):
         return True
 
 
+internal_request: ContextVar[bool] = ContextVar("mcp_internal_request", default=False)
+"""Set while the service sends itself requests (priming, lifecycle.py)."""
+
+
+class _QuietInternalRequests(logging.Filter):
+    """Drop what libraries log about the service's own priming requests (each one is
+    refused on purpose: "Invalid arguments for tool ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (internal_request.get() and not record.name.startswith("mcp_common"))
+
+
 _TOOL_ERRORS_FILTER = _ExpectedToolErrors()
 _configured_level: str | None = None
 
@@ -163,6 +179,7 @@ def configure_logging(level: str = "INFO") -> None:
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(_QuietInternalRequests())
     root = logging.getLogger()
     for existing in root.handlers[:]:
         root.removeHandler(existing)
@@ -199,6 +216,7 @@ class RequestRecord:
     started: float = field(default_factory=time.perf_counter)
     lambda_request_id: str | None = None
     apigw_request_id: str | None = None
+    xray_trace_id: str | None = None
     principal: str | None = None
     method: str | None = None
     tool: str | None = None
@@ -219,6 +237,7 @@ class RequestRecord:
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "lambda_request_id": self.lambda_request_id,
             "apigw_request_id": self.apigw_request_id,
+            "xray_trace_id": self.xray_trace_id,
             "principal": self.principal,
             "error": self.error,
             "http_status": status,
@@ -236,26 +255,52 @@ def json_header(headers: dict[bytes, bytes], name: bytes) -> dict[str, Any]:
     return untrusted.json_object(headers.get(name))
 
 
+_TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;|$)")
+
+
+def xray_trace_id(headers: dict[bytes, bytes]) -> str | None:
+    """The X-Ray trace id (the `Root=` value) of `x-amzn-trace-id`, which the Web Adapter
+    forwards; None unless it is well formed."""
+    raw = headers.get(b"x-amzn-trace-id")
+    if not raw or len(raw) > 256:
+        return None
+    match = _TRACE_ROOT.search(raw.decode("latin-1"))
+    return match.group(1) if match else None
+
+
 def lambda_request_ids(headers: dict[bytes, bytes]) -> tuple[str | None, str | None]:
     """(Lambda request id, API Gateway request id) from the Web Adapter's headers."""
     lambda_ctx = json_header(headers, b"x-amzn-lambda-context")
     request_ctx = json_header(headers, b"x-amzn-request-context")
     lambda_id = lambda_ctx.get("request_id") or lambda_ctx.get("requestId")
     apigw_id = request_ctx.get("requestId") or request_ctx.get("request_id")
-    return (
-        str(lambda_id) if lambda_id else None,
-        str(apigw_id) if apigw_id else None,
-    )
+    return untrusted.loggable_name(lambda_id), untrusted.loggable_name(apigw_id)
 
 
-def emit_request_line(record: RequestRecord, status: int | None = None) -> None:
-    """Write the one log line for this MCP request (once)."""
+def emit_request_line(
+    record: RequestRecord, status: int | None = None, metrics: RequestMetrics | None = None
+) -> None:
+    """Write the one log line for this MCP request (once).
+
+    With metrics on, the line is written whatever LOG_LEVEL says: it carries the request's
+    CloudWatch metrics (EMF), and a dropped line would be a lost datapoint.
+    """
     if record.logged:
         return
     record.logged = True
     level = logging.WARNING if record.outcome == "protocol_error" else logging.INFO
-    if _request_logger.isEnabledFor(level):
-        _request_logger.log(level, "mcp request", extra={FIELDS_ATTRIBUTE: record.fields(status)})
+    if metrics is None and not _request_logger.isEnabledFor(level):
+        return
+    fields = record.fields(status)
+    created = time.time()
+    if metrics is not None:
+        known_tool = record.tool is not None and record.tool != UNKNOWN_TOOL
+        metrics.add(fields, created, by_tool=known_tool, refusal=record.refusal)
+    line = _request_logger.makeRecord(
+        REQUEST_LOGGER, level, "", 0, "mcp request", (), None, extra={FIELDS_ATTRIBUTE: fields}
+    )
+    line.created = created
+    _request_logger.handle(line)
 
 
 _VALIDATION_DETAIL = re.compile(r"\[type=([\w.]+)[^\n]*")
@@ -275,12 +320,27 @@ def _tool_error_text(body: bytes) -> str | None:
     return _VALIDATION_DETAIL.sub(r"[type=\1]", text)[:300]
 
 
+_VERSION_REFUSALS = (b'"code":-32022', b'"code":-32020')  # SEP-2575: unsupported, mismatch
+
+
+def _jsonrpc_error_text(body: bytes) -> str | None:
+    """The message of the JSON-RPC error the client received (the library's own words)."""
+    error = untrusted.json_object(body).get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return untrusted.excerpt(message, 160) if isinstance(message, str) else None
+
+
 def classify_response(record: RequestRecord, status: int | None, body: bytes) -> None:
     """Set the record's outcome from the response the client received."""
     if record.outcome is not None:
         return
-    if status is None or status >= 400 or b'"error":{' in body[:200]:
+    head = body[:200]
+    if status is None or status >= 400 or b'"error":{' in head:
         record.outcome = "protocol_error"
+        if record.refusal is None and any(code in head for code in _VERSION_REFUSALS):
+            record.refusal = "version"
+        if record.error is None and body:
+            record.error = _jsonrpc_error_text(body)
     elif b'"isError":true' in body:
         record.outcome = "tool_error"
         record.error = _tool_error_text(body)
@@ -291,21 +351,31 @@ def classify_response(record: RequestRecord, status: int | None, body: bytes) ->
 class RequestLogASGIMiddleware:
     """One log line per HTTP request to the MCP endpoint, written as its response completes."""
 
-    def __init__(self, app: ASGIApp, service: str, mcp_path: str) -> None:
+    def __init__(
+        self, app: ASGIApp, service: str, mcp_path: str, metrics: RequestMetrics | None = None
+    ) -> None:
         self.app = app
         self.service = service
         self.mcp_path = mcp_path
         self.slashed = f"{mcp_path}/"
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
-        if scope["type"] != "http" or (path != self.mcp_path and path != self.slashed):
+        if (
+            scope["type"] != "http"
+            or (path != self.mcp_path and path != self.slashed)
+            or scope.get(INTERNAL_SCOPE_KEY)  # the service priming itself: not a client request
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         lambda_id, apigw_id = lambda_request_ids(headers)
         record = RequestRecord(
-            service=self.service, lambda_request_id=lambda_id, apigw_request_id=apigw_id
+            service=self.service,
+            lambda_request_id=lambda_id,
+            apigw_request_id=apigw_id,
+            xray_trace_id=xray_trace_id(headers),
         )
         status: int | None = None
 
@@ -316,7 +386,7 @@ class RequestLogASGIMiddleware:
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Before the last byte leaves, so the line precedes the client's next step.
                 classify_response(record, status, message.get("body", b""))
-                emit_request_line(record, status)
+                emit_request_line(record, status, self.metrics)
             await send(message)
 
         token = current_request.set(record)
@@ -325,4 +395,4 @@ class RequestLogASGIMiddleware:
         finally:
             current_request.reset(token)
             classify_response(record, status, b"")
-            emit_request_line(record, status)
+            emit_request_line(record, status, self.metrics)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Literal
+
+Hook = Callable[[], Awaitable[None] | None]
+Phase = Literal["before_checkpoint", "after_restore"]
 
 SERVICE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -21,6 +26,12 @@ class ServiceSpec:
     tools_package: str
     instructions: str | None = None
     distribution: str | None = None
+    _hooks: dict[str, list[Hook]] = field(
+        default_factory=lambda: {"before_checkpoint": [], "after_restore": []},
+        init=False,
+        repr=False,
+        compare=False,
+    )
 
     def __post_init__(self) -> None:
         if not SERVICE_NAME_PATTERN.fullmatch(self.name):
@@ -28,6 +39,29 @@ class ServiceSpec:
                 f"service name {self.name!r} must be a lowercase identifier "
                 "(letters, digits, underscores; starting with a letter)"
             )
+
+    def before_checkpoint(self, hook: Hook) -> Hook:
+        """Register `hook` (sync or async) to run before a SnapStart snapshot is taken.
+
+        For resources that must not be frozen into the snapshot: close connection pools,
+        drop credentials. Hooks run after the service is primed, in registration order.
+        Use as a decorator: `@service.before_checkpoint`.
+        """
+        self._hooks["before_checkpoint"].append(hook)
+        return hook
+
+    def after_restore(self, hook: Hook) -> Hook:
+        """Register `hook` (sync or async) to run when a snapshot is restored.
+
+        For state a snapshot makes stale or shared: time-based caches (monotonic clocks do
+        not count the time a snapshot sat in storage), per-instance randomness. Keep it
+        short: Lambda allows the whole restore 10 s. Recreate pools lazily, on first use.
+        """
+        self._hooks["after_restore"].append(hook)
+        return hook
+
+    def hooks(self, phase: Phase) -> tuple[Hook, ...]:
+        return tuple(self._hooks[phase])
 
     @property
     def mcp_path(self) -> str:

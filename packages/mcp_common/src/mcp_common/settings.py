@@ -9,7 +9,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -154,6 +161,61 @@ class HttpSettings(BaseSettings):
     )
 
 
+class MetricsSettings(BaseSettings):
+    """CloudWatch metrics written into the request and start-up log lines (EMF)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    enabled: bool = Field(default=True, validation_alias="MCP_METRICS")
+    namespace: str = Field(
+        default="McpFleet",
+        pattern=r"^[A-Za-z0-9.\-_/#: ]{1,255}$",
+        validation_alias="MCP_METRICS_NAMESPACE",
+    )
+
+    @field_validator("namespace")
+    @classmethod
+    def _not_aws(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("namespaces starting with AWS/ are reserved for AWS")
+        return value
+
+
+def _hook_path(value: str) -> str:
+    """A SnapStart hook path: absolute, and reachable by no API Gateway route."""
+    if not value.startswith("/") or value.startswith("/.well-known/"):
+        raise ValueError("must start with / and lie outside /.well-known/")
+    return value
+
+
+HookPath = Annotated[str, AfterValidator(_hook_path)]
+
+
+class LifecycleSettings(BaseSettings):
+    """Start-up priming and the Lambda Web Adapter's SnapStart hooks.
+
+    The hook paths are the adapter's own variables, so the adapter and the app always
+    agree; the template sets them outside every API route (no client can reach them, and
+    the adapter answers 403 to outside requests for them anyway).
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    prime: bool = Field(default=True, validation_alias="MCP_PRIME")
+    before_checkpoint_path: HookPath = Field(
+        default="/_lifecycle/before-checkpoint",
+        validation_alias="AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH",
+    )
+    after_restore_path: HookPath = Field(
+        default="/_lifecycle/after-restore", validation_alias="AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"
+    )
+    restore_budget_seconds: float = Field(
+        default=3.0, gt=0, le=8, validation_alias="MCP_RESTORE_BUDGET_SECONDS"
+    )
+    """What the after-restore hook may spend re-reading key sources: Lambda allows the whole
+    restore 10 s, and the adapter re-runs its readiness check after the hook."""
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """Every settings object a service reads, resolved once from the environment.
@@ -165,3 +227,5 @@ class AppSettings:
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)

@@ -46,13 +46,13 @@ def loggable_name(value: object) -> str | None:
     return None
 
 
-def excerpt(value: object) -> str:
-    """A short, escaped excerpt of a refused value: ASCII only, never a whole payload."""
+def excerpt(value: object, limit: int = EXCERPT_LIMIT) -> str:
+    """A short, escaped excerpt of a value from a client: ASCII only, never a whole payload."""
     if not isinstance(value, str):
         return f"<{type(value).__name__}>"
-    text = ascii(value[:EXCERPT_LIMIT])[1:-1]
-    if len(text) > EXCERPT_LIMIT or len(value) > EXCERPT_LIMIT:
-        return text[:EXCERPT_LIMIT] + "..."
+    text = ascii(value[:limit])[1:-1]
+    if len(text) > limit or len(value) > limit:
+        return text[:limit] + "..."
     return text
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx2 as httpx
 from fastmcp.exceptions import ToolError
 
+from weather_service import service
 from weather_service.cache import TTLCache
 from weather_service.settings import WeatherSettings, get_settings
 
@@ -52,6 +53,12 @@ class OpenMeteoClient:
         self.cache: TTLCache[Any] = TTLCache(settings.cache_max_entries)
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def close(self) -> None:
+        """Close the connection pool; the next call opens a new one."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def _client(self) -> httpx.AsyncClient:
         # A pool belongs to one event loop: uvicorn has one per process, tests may have several.
@@ -156,3 +163,19 @@ def set_client(client: OpenMeteoClient | None) -> None:
     """Replace the process-wide client (tests point it at recorded or fake providers)."""
     global _client
     _client = client
+
+
+@service.before_checkpoint
+async def close_pool() -> None:
+    """Connections frozen into a SnapStart snapshot would be dead in every restored
+    instance: close them; the first call after a restore opens new ones."""
+    if _client is not None:
+        await _client.close()
+
+
+@service.after_restore
+def forget_cached_answers() -> None:
+    """Cache lifetimes run on the monotonic clock, which does not count the time a
+    snapshot sat in storage: a cached forecast may be days old."""
+    if _client is not None:
+        _client.cache.clear()
