@@ -159,3 +159,49 @@ def test_the_records_file_is_never_readable_by_others(records_file, capsys, monk
     create(records_file, capsys, "a", "*")
     assert seen == [0o600]  # created 0600, not chmod-ed afterwards
     assert stat.S_IMODE(Path(records_file).stat().st_mode) == 0o600
+
+
+def test_unknown_service_names_are_refused_with_the_known_ones(records_file, capsys):
+    argv = ["keys", "create", "--file", records_file, "--name", "x", "--services", "math,mth"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    from fleet.workspace import find_root, service_dirs
+
+    known = ", ".join(service.name for service in service_dirs(find_root()))
+    assert "no service named 'mth'" in err
+    assert f"services: {known} (or '*' for all of them)" in err
+    assert not Path(records_file).exists()
+
+
+def test_keys_honour_aws_region(aws, records_file, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    create(records_file, capsys, "svc", "math")
+    assert main(["keys", "put", "--file", records_file, "--ssm-parameter", "/r"]) == 0
+    assert main(["keys", "list", "--ssm-parameter", "/r", "--region", "us-east-1"]) == 0
+
+
+def test_put_list_and_revoke_are_symmetric_over_the_service_prefix(aws, records_file, capsys):
+    """Regression: revoke had no --ssm-prefix; deployed functions read <prefix>/<service>."""
+    create(records_file, capsys, "laptop", "*")
+    create(records_file, capsys, "ci-bot", "math")
+    prefix = ["--ssm-prefix", "/mcp-fleet/api-keys"]
+    assert main(["keys", "put", "--file", records_file, *prefix]) == 0
+    capsys.readouterr()
+    assert main(["keys", "list", *prefix]) == 0
+    listing = capsys.readouterr().out
+    assert "2 key record(s) in SSM parameter /mcp-fleet/api-keys/math" in listing
+    assert "1 key record(s) in SSM parameter /mcp-fleet/api-keys/weather" in listing
+    assert main(["keys", "revoke", "--file", records_file, "--name", "laptop", *prefix]) == 0
+    out = capsys.readouterr().out
+    assert "revoked 'laptop' in SSM parameter /mcp-fleet/api-keys/weather" in out
+    ssm = boto3.client("ssm")
+
+    def names(parameter: str) -> list[str]:
+        value = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+        return [record.name for record in parse_records(value)]
+
+    assert names("/mcp-fleet/api-keys/math") == ["ci-bot"]
+    assert names("/mcp-fleet/api-keys/weather") == []
+    # Gone from the local records too: a later put cannot bring it back.
+    assert [r.name for r in parse_records(Path(records_file).read_text())] == ["ci-bot"]

@@ -12,6 +12,7 @@ from fleet.cli import main
 from fleet.testing import fake_aws
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+DASHBOARD = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/mcp-fleet-mcp-fleet"
 STACK_TEMPLATE = {
     "Resources": {
         "Marker": {
@@ -23,6 +24,7 @@ STACK_TEMPLATE = {
         "ApiId": {"Value": "abc123"},
         "MathMcpUrl": {"Value": f"{API}/math/mcp"},
         "WeatherMcpUrl": {"Value": f"{API}/weather/mcp"},
+        "DashboardUrl": {"Value": DASHBOARD},
     },
 }
 
@@ -41,6 +43,7 @@ def test_prints_urls_and_client_configuration(stack, capsys):
     out = capsys.readouterr().out
     assert f"math         {API}/math/mcp" in out
     assert f"weather      {API}/weather/mcp" in out
+    assert f"dashboard    {DASHBOARD}" in out
     assert (
         f'claude mcp add --transport http math {API}/math/mcp --header "Authorization: Bearer ${{MCP_API_KEY}}"'
         in out
@@ -58,3 +61,38 @@ def test_prints_urls_and_client_configuration(stack, capsys):
 def test_unknown_stack_is_a_clear_error(stack, capsys):
     assert main(["urls", "--stack", "nope"]) == 1
     assert "cannot read stack 'nope'" in capsys.readouterr().err
+
+
+def test_region_comes_from_the_flag_or_aws_region(stack, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert main(["urls", "--stack", stack]) == 0
+    monkeypatch.delenv("AWS_REGION")
+    assert main(["urls", "--stack", stack, "--region", "eu-west-1"]) == 0
+
+
+def test_no_region_is_one_line_saying_what_to_set(capsys, monkeypatch, tmp_path):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    assert main(["urls", "--stack", "mcp-fleet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fleet: no AWS region: pass --region, or set AWS_REGION")
+    assert "\n" not in err
+
+
+def test_no_credentials_is_one_line_saying_what_to_set(capsys, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["urls", "--stack", "mcp-fleet", "--region", "eu-west-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fleet: no AWS credentials: pass --profile or set AWS_PROFILE")
+
+
+def test_unknown_profile_is_a_clear_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    assert main(["urls", "--stack", "mcp-fleet", "--profile", "nope"]) == 1
+    assert "nope" in capsys.readouterr().err

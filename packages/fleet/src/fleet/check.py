@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fleet.template import function_id, load_template, logical_id
+from fleet.template import ALARMS, function_id, load_template, logical_id
 from fleet.workspace import FleetError, ServiceDir, service_dirs
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -72,6 +72,24 @@ def _function_faults(service: str, resource: dict[str, Any], globals_: dict[str,
         faults.append(f"{where}: AWS_LWA_READINESS_CHECK_PATH must be /{service}/health")
     if "ApplyOn" not in (merged.get("SnapStart") or {}):
         faults.append(f"{where}: SnapStart.ApplyOn is not set (the EnableSnapStart switch)")
+    return faults
+
+
+def _operations_faults(resources: dict[str, Any], service: str) -> list[str]:
+    """The service's alarms exist and watch it, and every saved query reads its log group."""
+    stem = logical_id(service)
+    faults = []
+    for alarm in ALARMS:
+        resource = resources.get(f"{stem}{alarm}")
+        if resource is None or resource.get("Type") != "AWS::CloudWatch::Alarm":
+            faults.append(f"template.yaml has no alarm {stem}{alarm} for service {service!r}")
+        elif service not in repr(resource) and f"{stem}Function" not in repr(resource):
+            faults.append(f"{stem}{alarm} does not watch service {service!r}")
+    for name, resource in resources.items():
+        if resource.get("Type") == "AWS::Logs::QueryDefinition":
+            groups = resource.get("Properties", {}).get("LogGroupNames", [])
+            if {"Ref": f"{stem}LogGroup"} not in groups:
+                faults.append(f"{name} does not read {stem}LogGroup")
     return faults
 
 
@@ -176,6 +194,7 @@ def check_fleet(root: Path) -> list[str]:
                 owners[route].append(name)
         if f"{logical_id(service.name)}McpUrl" not in outputs:
             faults.append(f"template.yaml has no output {logical_id(service.name)}McpUrl")
+        faults.extend(_operations_faults(resources, service.name))
         faults.extend(_service_faults(service))
     faults.extend(
         f"route {method} {path} is claimed by several functions: {', '.join(sorted(names))}"

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fleet import keys
+from fleet import aws, keys
 from fleet.bench import cli as bench_cli
 from fleet.workspace import FleetError, find_root, service_dirs
 
@@ -92,11 +92,14 @@ def _cmd_new(args: argparse.Namespace) -> int:
 
 
 def _cmd_urls(args: argparse.Namespace) -> int:
-    from fleet.urls import client_configuration, stack_service_urls
+    from fleet.urls import client_configuration, service_urls, stack_outputs
 
-    urls = stack_service_urls(args.stack, args.region)
+    outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
+    urls = service_urls(args.stack, outputs)
     for service, url in urls.items():
         print(f"{service:<12} {url}")
+    if "DashboardUrl" in outputs:
+        print(f"{'dashboard':<12} {outputs['DashboardUrl']}")
     print()
     print(client_configuration(urls))
     return 0
@@ -149,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     urls = commands.add_parser("urls", help="print deployed service URLs and client configuration")
     urls.add_argument("--stack", required=True, help="CloudFormation stack name")
-    urls.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    aws.add_arguments(urls)
     urls.set_defaults(handler=_cmd_urls)
 
     keys.add_parser(commands)
@@ -166,11 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        # AWS and data errors are the user's to fix: say what failed, not where in our code.
-        if type(exc).__module__.split(".")[0] in {"botocore", "boto3", "pydantic_core"}:
-            print(f"fleet: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
-        raise
+        # AWS and data errors are the user's to fix: say what to do, not where in our code.
+        message = aws.explain(exc)
+        if message is None and type(exc).__module__.split(".")[0] == "pydantic_core":
+            message = f"invalid data: {exc}"
+        if message is None:
+            raise
+        print(f"fleet: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

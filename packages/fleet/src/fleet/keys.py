@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from fleet import aws
 from fleet.workspace import FleetError
 from mcp_common.apikeys import (
+    ALL_SERVICES,
     KEY_NAME_PATTERN,
     ApiKeyRecord,
     dump_records,
@@ -62,12 +64,12 @@ class FileStore:
 
 
 class SsmStore:
-    def __init__(self, parameter: str) -> None:
-        import boto3
-
+    def __init__(self, parameter: str, client: Any, service: str | None = None) -> None:
         self.parameter = parameter
         self.description = f"SSM parameter {parameter}"
-        self.client: Any = boto3.client("ssm")
+        self.client = client
+        self.service = service
+        """The one service whose function reads this parameter (under --ssm-prefix)."""
 
     def load(self) -> list[ApiKeyRecord]:
         try:
@@ -83,12 +85,10 @@ class SsmStore:
 
 
 class SecretStore:
-    def __init__(self, secret_id: str) -> None:
-        import boto3
-
+    def __init__(self, secret_id: str, client: Any) -> None:
         self.secret_id = secret_id
         self.description = f"Secrets Manager secret {secret_id}"
-        self.client: Any = boto3.client("secretsmanager")
+        self.client = client
 
     def load(self) -> list[ApiKeyRecord]:
         try:
@@ -105,12 +105,24 @@ class SecretStore:
             self.client.create_secret(Name=self.secret_id, SecretString=text)
 
 
-def store_from_args(args: argparse.Namespace) -> RecordStore:
+def stores_from_args(args: argparse.Namespace) -> list[RecordStore]:
+    """The stores a command works on: one per service under --ssm-prefix (what the deployed
+    functions read: <prefix>/<service>), else the one SSM parameter, secret or file."""
+    if getattr(args, "ssm_prefix", None):
+        client = aws.client(args, "ssm")
+        prefix = args.ssm_prefix.rstrip("/")
+        return [SsmStore(f"{prefix}/{name}", client, name) for name in _service_names()]
     if getattr(args, "ssm_parameter", None):
-        return SsmStore(args.ssm_parameter)
+        return [SsmStore(args.ssm_parameter, aws.client(args, "ssm"))]
     if getattr(args, "secret_id", None):
-        return SecretStore(args.secret_id)
-    return FileStore(Path(args.file))
+        return [SecretStore(args.secret_id, aws.client(args, "secretsmanager"))]
+    return [FileStore(Path(args.file))]
+
+
+def _service_names() -> list[str]:
+    from fleet.workspace import find_root, service_dirs
+
+    return [service.name for service in service_dirs(find_root())]
 
 
 def _parse_expiry(value: str | None) -> datetime | None:
@@ -135,15 +147,26 @@ def _check_name(name: str) -> None:
         )
 
 
+def _check_services(services: list[str]) -> None:
+    if not services:
+        raise FleetError("--services needs at least one service name (or '*')")
+    known = _service_names()
+    unknown = [name for name in services if name != ALL_SERVICES and name not in known]
+    if unknown:
+        raise FleetError(
+            f"no service named {', '.join(map(repr, unknown))}; "
+            f"services: {', '.join(known) or 'none'} (or '*' for all of them)"
+        )
+
+
 def create(args: argparse.Namespace) -> int:
     _check_name(args.name)
-    store = store_from_args(args)
+    services = [service.strip() for service in args.services.split(",") if service.strip()]
+    _check_services(services)
+    [store] = stores_from_args(args)
     records = store.load()
     if any(record.name == args.name for record in records):
         raise FleetError(f"a key named {args.name!r} already exists in {store.description}")
-    services = [service.strip() for service in args.services.split(",") if service.strip()]
-    if not services:
-        raise FleetError("--services needs at least one service name (or '*')")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKeyRecord(
         name=args.name, sha256=hash_key(key), services=services, expires=_parse_expiry(args.expires)
@@ -157,94 +180,101 @@ def create(args: argparse.Namespace) -> int:
 
 
 def put(args: argparse.Namespace) -> int:
+    """Write the local records to AWS: to every <prefix>/<service> only the records allowed
+    to call that service, or all of them to one parameter or secret."""
     source = FileStore(Path(args.file))
     records = source.load()
     if not records:
         raise FleetError(
             f"no key records in {source.description}; create one with `fleet keys create`"
         )
-    if args.ssm_prefix:
-        return _put_per_service(records, args.ssm_prefix.rstrip("/"))
-    target = store_from_args(argparse.Namespace(**{**vars(args), "file": None}))
-    if isinstance(target, FileStore):
-        raise FleetError("put needs a target: --ssm-parameter NAME or --secret-id ID")
-    target.save(records)
-    print(f"wrote {len(records)} record(s) from {source.description} to {target.description}")
-    return 0
-
-
-def _put_per_service(records: list[ApiKeyRecord], prefix: str) -> int:
-    """Write <prefix>/<svc> for every service: only the records allowed to call it."""
-    from fleet.workspace import find_root, service_dirs
-
-    for service in service_dirs(find_root()):
-        allowed = [record for record in records if record.allows(service.name)]
-        store = SsmStore(f"{prefix}/{service.name}")
-        store.save(allowed)
-        print(f"wrote {len(allowed)} record(s) to {store.description}")
+    for target in stores_from_args(argparse.Namespace(**{**vars(args), "file": None})):
+        if isinstance(target, FileStore):
+            raise FleetError("put needs a target: --ssm-prefix, --ssm-parameter or --secret-id")
+        service = getattr(target, "service", None)
+        chosen = [r for r in records if service is None or r.allows(service)]
+        target.save(chosen)
+        print(f"wrote {len(chosen)} record(s) from {source.description} to {target.description}")
     return 0
 
 
 def list_keys(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
-    records = store.load()
     now = datetime.now(UTC)
-    print(f"{len(records)} key record(s) in {store.description}")
-    for record in records:
-        expires = record.expires.isoformat() if record.expires else "never"
-        state = "EXPIRED" if record.expired(now) else "active"
-        print(
-            f"  {record.name:<24} {state:<8} services={','.join(record.services):<20} expires={expires}"
-        )
+    for store in stores_from_args(args):
+        records = store.load()
+        print(f"{len(records)} key record(s) in {store.description}")
+        for record in records:
+            expires = record.expires.isoformat() if record.expires else "never"
+            state = "EXPIRED" if record.expired(now) else "active"
+            services = ",".join(record.services)
+            print(f"  {record.name:<24} {state:<8} services={services:<20} expires={expires}")
     return 0
 
 
 def revoke(args: argparse.Namespace) -> int:
-    store = store_from_args(args)
-    records = store.load()
-    remaining = [record for record in records if record.name != args.name]
-    if len(remaining) == len(records):
-        raise FleetError(f"no key named {args.name!r} in {store.description}")
-    store.save(remaining)
-    print(f"revoked {args.name!r} in {store.description} ({len(remaining)} record(s) left)")
-    print("services re-read AWS key stores after MCP_API_KEYS_TTL_SECONDS (default 300 s)")
+    """Remove a key from the given stores, and from the local records file too when the
+    stores are in AWS, so a later `put` cannot bring it back."""
+    stores = stores_from_args(args)
+    local = FileStore(Path(args.file))
+    if not isinstance(stores[0], FileStore) and local.path.exists():
+        stores.append(local)
+    removed = 0
+    for store in stores:
+        records = store.load()
+        remaining = [record for record in records if record.name != args.name]
+        if len(remaining) != len(records):
+            store.save(remaining)
+            removed += 1
+            print(f"revoked {args.name!r} in {store.description} ({len(remaining)} left)")
+    if not removed:
+        described = ", ".join(store.description for store in stores)
+        raise FleetError(f"no key named {args.name!r} in {described}")
+    print(
+        "deployed services re-read their key parameter every MCP_API_KEYS_TTL_SECONDS "
+        "(template: ApiKeysCacheSeconds, default 300 s): the key stops working within that time"
+    )
     return 0
 
 
 def add_parser(commands: Any) -> None:
     keys = commands.add_parser("keys", help="manage API keys (hashed records)")
     verbs = keys.add_subparsers(dest="verb", required=True, metavar="VERB")
+    file_help = f"local records file (default {DEFAULT_FILE})"
 
-    def with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def with_stores(parser: argparse.ArgumentParser, prefix: bool = True) -> None:
+        """Where the records are: the local file (default) or AWS."""
         where = parser.add_mutually_exclusive_group()
-        where.add_argument(
-            "--file", default=str(DEFAULT_FILE), help=f"records file (default {DEFAULT_FILE})"
-        )
-        where.add_argument("--ssm-parameter", help="SSM SecureString parameter name")
-        where.add_argument("--secret-id", help="Secrets Manager secret id")
-        return parser
+        if prefix:
+            where.add_argument(
+                "--ssm-prefix",
+                help="every <prefix>/<service> SSM parameter (what the template's functions read)",
+            )
+        where.add_argument("--ssm-parameter", help="one SSM SecureString parameter")
+        where.add_argument("--secret-id", help="one Secrets Manager secret")
+        aws.add_arguments(parser)
 
-    new = with_store(verbs.add_parser("create", help="create a key; prints it once"))
+    new = verbs.add_parser("create", help="create a key in the local records file; prints it once")
+    new.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
+    with_stores(new, prefix=False)
     new.add_argument("--name", required=True, help="principal name shown in logs")
     new.add_argument("--services", required=True, help="comma-separated services, or '*'")
     new.add_argument("--expires", help="ISO 8601 expiry, e.g. 2027-06-30")
     new.set_defaults(handler=create)
 
-    upload = verbs.add_parser("put", help="write the records file to SSM or Secrets Manager")
-    upload.add_argument(
-        "--file", default=str(DEFAULT_FILE), help=f"records file (default {DEFAULT_FILE})"
-    )
-    target = upload.add_mutually_exclusive_group(required=True)
-    target.add_argument(
-        "--ssm-prefix",
-        help="write <prefix>/<service> for every service (what template.yaml's functions read)",
-    )
-    target.add_argument("--ssm-parameter", help="SSM SecureString parameter name")
-    target.add_argument("--secret-id", help="Secrets Manager secret id")
+    upload = verbs.add_parser("put", help="write the local records to SSM or Secrets Manager")
+    upload.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
+    with_stores(upload)
     upload.set_defaults(handler=put)
 
-    with_store(verbs.add_parser("list", help="list key records")).set_defaults(handler=list_keys)
+    listing = verbs.add_parser(
+        "list", help="list key records (local file, or where --ssm-prefix ... says)"
+    )
+    listing.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
+    with_stores(listing)
+    listing.set_defaults(handler=list_keys)
 
-    remove = with_store(verbs.add_parser("revoke", help="remove a key record"))
+    remove = verbs.add_parser("revoke", help="remove a key record (from AWS and the local file)")
+    remove.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
+    with_stores(remove)
     remove.add_argument("--name", required=True)
     remove.set_defaults(handler=revoke)

@@ -13,6 +13,15 @@ import yaml
 
 FUNCTIONS_MARKER = "  # fleet:services-end (fleet new inserts service resources above this line)"
 OUTPUTS_MARKER = "  # fleet:outputs-end (fleet new inserts service outputs above this line)"
+LOG_GROUPS_MARKER = "# fleet:log-groups (fleet new adds each service's log group above this line)"
+"""Ends each saved query's list of log groups; the list items sit at its indentation."""
+ALARMS: tuple[str, ...] = (
+    "ToolErrorRateAlarm",
+    "LatencyAlarm",
+    "LambdaErrorsAlarm",
+    "ThrottlesAlarm",
+)
+"""Every service's alarms, as `<Stem><Alarm>` resources (fleet check verifies them)."""
 
 
 def logical_id(service: str) -> str:
@@ -74,6 +83,105 @@ def service_block(service: str) -> str:
       LogGroupName: !Sub "/aws/lambda/${{AWS::StackName}}-{service}"
       RetentionInDays: !Ref LogRetentionDays
 
+{service_alarms(service)}
+"""
+
+
+def service_alarms(service: str) -> str:
+    """The service's alarms: tool-error rate, p99 duration, Lambda errors and throttles."""
+    stem = logical_id(service)
+    actions = """\
+      AlarmActions: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]
+      OKActions: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]"""
+    return f"""\
+  {stem}ToolErrorRateAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: !Sub "${{AWS::StackName}}-{service}-tool-error-rate"
+      AlarmDescription: >-
+        More than AlarmToolErrorRatePercent % of the {service} service's requests answered a
+        tool error for 15 minutes. First look: the saved query "errors by tool and principal".
+      Metrics:
+        - Id: toolErrors
+          ReturnData: false
+          MetricStat:
+            Metric:
+              Namespace: !Sub "McpFleet/${{AWS::StackName}}"
+              MetricName: tool_error
+              Dimensions:
+                - Name: service
+                  Value: {service}
+            Period: 300
+            Stat: Average
+        - Id: rate
+          Expression: "100 * toolErrors"
+          Label: tool error rate (%)
+          ReturnData: true
+      ComparisonOperator: GreaterThanThreshold
+      Threshold: !Ref AlarmToolErrorRatePercent
+      EvaluationPeriods: 3
+      TreatMissingData: notBreaching
+{actions}
+
+  {stem}LatencyAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: !Sub "${{AWS::StackName}}-{service}-p99-duration"
+      AlarmDescription: >-
+        The {service} service's p99 request duration was above AlarmP99DurationMs for 15
+        minutes. First look: the saved query "slowest tools", then the traces (EnableTracing).
+      Namespace: !Sub "McpFleet/${{AWS::StackName}}"
+      MetricName: duration_ms
+      Dimensions:
+        - Name: service
+          Value: {service}
+      ExtendedStatistic: p99
+      Period: 300
+      EvaluationPeriods: 3
+      ComparisonOperator: GreaterThanThreshold
+      Threshold: !Ref AlarmP99DurationMs
+      TreatMissingData: notBreaching
+{actions}
+
+  {stem}LambdaErrorsAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: !Sub "${{AWS::StackName}}-{service}-lambda-errors"
+      AlarmDescription: >-
+        The {service} function failed invocations (crashes, timeouts, out of memory), which
+        clients see as 5xx. First look: the function's log group around the alarm time.
+      Namespace: AWS/Lambda
+      MetricName: Errors
+      Dimensions:
+        - Name: FunctionName
+          Value: !Ref {stem}Function
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 1
+      ComparisonOperator: GreaterThanThreshold
+      Threshold: 0
+      TreatMissingData: notBreaching
+{actions}
+
+  {stem}ThrottlesAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: !Sub "${{AWS::StackName}}-{service}-throttles"
+      AlarmDescription: >-
+        Lambda throttled the {service} function (account or reserved concurrency reached), so
+        clients got 429/5xx. First look: the dashboard's concurrency graph.
+      Namespace: AWS/Lambda
+      MetricName: Throttles
+      Dimensions:
+        - Name: FunctionName
+          Value: !Ref {stem}Function
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 1
+      ComparisonOperator: GreaterThanThreshold
+      Threshold: 0
+      TreatMissingData: notBreaching
+{actions}
 """
 
 
@@ -100,14 +208,24 @@ build-{function_id(service)}:
 
 
 def insert_service(text: str, service: str) -> str:
-    """`text` with the service's resources and output inserted above the markers."""
+    """`text` with the service's resources and output inserted above the markers, and its
+    log group added to every saved query."""
     for marker in (FUNCTIONS_MARKER, OUTPUTS_MARKER):
         if text.count(marker) != 1:
             raise ValueError(
                 f"template.yaml must contain the marker line exactly once: {marker.strip()!r}"
             )
+    if LOG_GROUPS_MARKER not in text:
+        raise ValueError(f"template.yaml has no marker line {LOG_GROUPS_MARKER!r}")
     text = text.replace(FUNCTIONS_MARKER, service_block(service) + FUNCTIONS_MARKER)
-    return text.replace(OUTPUTS_MARKER, service_output(service) + OUTPUTS_MARKER)
+    text = text.replace(OUTPUTS_MARKER, service_output(service) + OUTPUTS_MARKER)
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.strip() == LOG_GROUPS_MARKER:
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(f"{indent}- !Ref {logical_id(service)}LogGroup\n")
+        lines.append(line)
+    return "".join(lines)
 
 
 class _CfnLoader(yaml.SafeLoader):

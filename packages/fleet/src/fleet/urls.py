@@ -11,19 +11,19 @@ from fleet.workspace import FleetError
 OUTPUT_SUFFIX = "McpUrl"
 
 
-def stack_service_urls(stack: str, region: str | None = None, client: Any = None) -> dict[str, str]:
-    """{service: MCP URL} from the stack's `<Service>McpUrl` outputs."""
-    if client is None:
-        import boto3
-
-        client = boto3.client("cloudformation", region_name=region)
+def stack_outputs(stack: str, client: Any) -> dict[str, str]:
+    """{OutputKey: OutputValue} of a deployed stack."""
     try:
         stacks = client.describe_stacks(StackName=stack)["Stacks"]
     except client.exceptions.ClientError as exc:
         raise FleetError(f"cannot read stack {stack!r}: {exc}") from None
+    return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
+
+
+def service_urls(stack: str, outputs: dict[str, str]) -> dict[str, str]:
+    """{service: MCP URL} from the stack's `<Service>McpUrl` outputs."""
     urls = {}
-    for output in stacks[0].get("Outputs", []):
-        key, value = output["OutputKey"], output["OutputValue"]
+    for key, value in outputs.items():
         if key.endswith(OUTPUT_SUFFIX) and key != OUTPUT_SUFFIX:
             service = value.rstrip("/").rsplit("/", 2)[-2]
             urls[service] = value
