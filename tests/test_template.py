@@ -204,3 +204,112 @@ def test_hook_paths_are_reached_by_no_route(cfn, variable):
             prefix = route.split("{", 1)[0]  # /math/{proxy+} reaches everything under /math/
             assert not hook.startswith(prefix) if "{" in route else hook != route
         assert not hook.startswith("/.well-known/")
+
+
+def _substituted(value: dict | str) -> str:
+    """A `Fn::Sub` string with every ${...} replaced by a plausible value."""
+    import re
+
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    return re.sub(r"\$\{[^}!]+\}", "sub-value", text)
+
+
+def test_dashboard_body_is_json_built_on_search(cfn):
+    [dashboard] = resources_of(cfn, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(_substituted(dashboard["Properties"]["DashboardBody"]))
+    expressions = [
+        item["expression"]
+        for widget in body["widgets"]
+        for row in widget["properties"]["metrics"]
+        for item in row
+        if isinstance(item, dict) and "expression" in item
+    ]
+    assert expressions
+    service_graphs = [e for e in expressions if "McpFleet/" in e]
+    assert service_graphs
+    assert all("SEARCH(" in expression for expression in service_graphs)
+    titles = " ".join(widget["properties"]["title"] for widget in body["widgets"])
+    for topic in (
+        "Requests",
+        "Error rate",
+        "p99",
+        "Slowest tools",
+        "most errors",
+        "throttles",
+        "Cold starts",
+        "API Gateway",
+    ):
+        assert topic in titles
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_its_alarms(cfn, service):
+    from fleet.template import ALARMS
+
+    stem = logical_id(service)
+    for alarm in ALARMS:
+        properties = cfn["Resources"][f"{stem}{alarm}"]["Properties"]
+        watched = json.dumps(properties)
+        assert f'"Value": "{service}"' in watched or f'"Ref": "{function_id(service)}"' in watched
+        assert properties["AlarmActions"]["Fn::If"][0] == "HasAlarmEmail"
+
+
+def test_fleet_wide_alarm_on_api_5xx(cfn):
+    alarm = cfn["Resources"]["ApiServerErrorsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5XXError")
+
+
+def condition_holds(cfn: dict[str, Any], name: str, parameters: dict[str, str]) -> bool:
+    """Evaluate a template condition (Fn::Equals / Fn::Not / Fn::And / Fn::Or over Refs) as
+    CloudFormation would for `parameters` (defaults for the rest)."""
+    defaults = {k: str(v.get("Default", "")) for k, v in cfn["Parameters"].items()}
+    values = {**defaults, **parameters}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and "Ref" in node:
+            return values[node["Ref"]]
+        if isinstance(node, dict) and "Condition" in node:
+            return holds(cfn["Conditions"][node["Condition"]])
+        return node
+
+    def holds(node: dict) -> bool:
+        [(function, arguments)] = node.items()
+        if function == "Fn::Equals":
+            return value(arguments[0]) == value(arguments[1])
+        if function == "Fn::Not":
+            return not holds(arguments[0])
+        if function == "Fn::And":
+            return all(holds(argument) for argument in arguments)
+        if function == "Fn::Or":
+            return any(holds(argument) for argument in arguments)
+        raise AssertionError(f"unsupported condition function {function}")
+
+    return holds(cfn["Conditions"][name])
+
+
+@pytest.mark.parametrize(("email", "topic"), [("", False), ("ops@example.com", True)])
+def test_alarm_topic_exists_only_with_an_email(monkeypatch_module, email, topic):
+    cfn = translate({"AlarmEmail": email})
+    resource = cfn["Resources"]["AlarmTopic"]
+    assert condition_holds(cfn, resource["Condition"], {"AlarmEmail": email}) is topic
+    assert resource["Properties"]["Subscription"] == [
+        {"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}
+    ]
+
+
+def test_saved_queries_read_every_service_log_group(cfn):
+    queries = resources_of(cfn, "AWS::Logs::QueryDefinition")
+    assert len(queries) >= 3
+    names = " ".join(json.dumps(q["Properties"]["Name"]) for q in queries.values())
+    for topic in ("slowest tools", "errors by tool and principal", "cold starts"):
+        assert topic in names
+    for query in queries.values():
+        groups = query["Properties"]["LogGroupNames"]
+        for service in SERVICES:
+            assert {"Ref": f"{logical_id(service)}LogGroup"} in groups
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_metrics_namespace_is_per_stack(cfn, service):
+    env = cfn["Resources"][function_id(service)]["Properties"]["Environment"]["Variables"]
+    assert env["MCP_METRICS_NAMESPACE"] == {"Fn::Sub": "McpFleet/${AWS::StackName}"}
