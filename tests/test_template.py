@@ -82,7 +82,7 @@ def test_function_runtime_contract(cfn, service):
     assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert env["PORT"] == "8080"
     assert env["AWS_LWA_READINESS_CHECK_PATH"] == f"/{service}/health"
-    assert env["MCP_AUTH"] == {"Ref": "AuthMode"}
+    assert env["MCP_AUTH"] == {"Fn::If": ["UseCognito", "jwt", {"Ref": "AuthMode"}]}
     assert env["MCP_API_KEYS_SSM_PARAMETER"] == {
         "Fn::Sub": f"${{ApiKeysParameterPrefix}}/{service}"
     }
@@ -313,3 +313,74 @@ def test_saved_queries_read_every_service_log_group(cfn):
 def test_metrics_namespace_is_per_stack(cfn, service):
     env = cfn["Resources"][function_id(service)]["Properties"]["Environment"]["Variables"]
     assert env["MCP_METRICS_NAMESPACE"] == {"Fn::Sub": "McpFleet/${AWS::StackName}"}
+
+
+def test_cognito_user_pool_is_protected_and_retained(cfn):
+    pool = cfn["Resources"]["UserPool"]
+    assert pool["Condition"] == "UseCognito"
+    assert (pool["DeletionPolicy"], pool["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    properties = pool["Properties"]
+    assert properties["DeletionProtection"] == "ACTIVE"
+    assert properties["UsernameAttributes"] == ["email"]
+    assert properties["MfaConfiguration"] == "OPTIONAL"
+    policy = properties["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 12
+    assert all(
+        policy[f"Require{kind}"] for kind in ("Lowercase", "Uppercase", "Numbers", "Symbols")
+    )
+    domain = cfn["Resources"]["UserPoolDomain"]["Properties"]
+    assert domain["Domain"] == {"Ref": "CognitoDomainPrefix"}
+
+
+def test_one_scope_per_service_and_both_clients_may_ask_for_it(cfn):
+    server = cfn["Resources"]["UserPoolResourceServer"]["Properties"]
+    assert server["Identifier"] == "mcp-fleet"
+    assert [scope["ScopeName"] for scope in server["Scopes"]] == SERVICES
+    for client in ("PeopleClient", "MachineClient"):
+        scopes = cfn["Resources"][client]["Properties"]["AllowedOAuthScopes"]
+        assert {f"mcp-fleet/{service}" for service in SERVICES} <= set(scopes)
+
+
+def test_people_sign_in_with_pkce_and_machines_with_a_secret(cfn):
+    people = cfn["Resources"]["PeopleClient"]["Properties"]
+    assert (people["GenerateSecret"], people["AllowedOAuthFlows"]) == (False, ["code"])
+    assert people["CallbackURLs"] == {"Ref": "CognitoCallbackUrls"}
+    defaults = load_template(ROOT / "template.yaml")["Parameters"]["CognitoCallbackUrls"]["Default"]
+    assert "http://localhost:6274/oauth/callback" in defaults  # the MCP Inspector
+    assert "http://localhost:8765/callback" in defaults  # Claude Code, --callback-port 8765
+    machines = cfn["Resources"]["MachineClient"]["Properties"]
+    assert (machines["GenerateSecret"], machines["AllowedOAuthFlows"]) == (
+        True,
+        ["client_credentials"],
+    )
+
+
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_every_function_is_wired_to_the_pool_when_cognito_is_on(monkeypatch_module, enabled):
+    cfn = translate({"EnableCognito": enabled, "CognitoDomainPrefix": "fleet-test"})
+    assert condition_holds(cfn, "UseCognito", {"EnableCognito": enabled}) is (enabled == "true")
+    for service in SERVICES:
+        env = cfn["Resources"][function_id(service)]["Properties"]["Environment"]["Variables"]
+        assert env["MCP_AUTH"] == {"Fn::If": ["UseCognito", "jwt", {"Ref": "AuthMode"}]}
+        condition, on, off = env["MCP_JWT_ISSUER"]["Fn::If"]
+        assert condition == "UseCognito"
+        assert on == {"Fn::Sub": "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${UserPool}"}
+        assert off == {"Ref": "JwtIssuer"}
+        assert "${UserPool}/.well-known/jwks.json" in json.dumps(env["MCP_JWT_JWKS_URI"])
+        assert env["MCP_JWT_AUDIENCE"]["Fn::If"][1] == {
+            "Fn::Sub": "${PeopleClient},${MachineClient}"
+        }
+        assert env["MCP_JWT_RESOURCE_SERVER"] == {"Fn::If": ["UseCognito", "mcp-fleet", ""]}
+    for name in (
+        "UserPool",
+        "UserPoolDomain",
+        "UserPoolResourceServer",
+        "PeopleClient",
+        "MachineClient",
+    ):
+        assert cfn["Resources"][name]["Condition"] == "UseCognito"
+
+
+def test_cognito_needs_a_domain_prefix():
+    rule = load_template(ROOT / "template.yaml")["Rules"]["CognitoNeedsADomainPrefix"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "EnableCognito"}, "true"]}

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from fleet.check import check_fleet
 from fleet.cli import main
 from fleet.new import create_service
-from fleet.template import load_template, logical_id
+from fleet.template import ALARMS, load_template, logical_id
 from fleet.testing import copy_workspace
 from fleet.workspace import find_root, service_dirs
 
@@ -70,7 +71,7 @@ def test_refused_names_change_nothing(workspace, capsys, name, message):
     assert fingerprint(workspace) == before
 
 
-def test_new_service_is_wired_into_the_template_and_workspace(workspace):
+def test_new_service_is_wired_into_the_template_and_workspace(workspace, monkeypatch):
     name = unused_name()
     stem = logical_id(name)
     template_before = (workspace / "template.yaml").read_text()
@@ -92,6 +93,17 @@ def test_new_service_is_wired_into_the_template_and_workspace(workspace):
         f"/{name}/{{proxy+}}",
     }
     assert f"{stem}McpUrl" in template["Outputs"]
+    resources = template["Resources"]
+    for alarm in ALARMS:
+        assert resources[f"{stem}{alarm}"]["Type"] == "AWS::CloudWatch::Alarm"
+    scopes = resources["UserPoolResourceServer"]["Properties"]["Scopes"]
+    assert name in [scope["ScopeName"] for scope in scopes]
+    for client in ("PeopleClient", "MachineClient"):
+        assert f"mcp-fleet/{name}" in resources[client]["Properties"]["AllowedOAuthScopes"]
+    for query in ("SlowestToolsQuery", "ErrorsByToolQuery", "ColdStartsQuery"):
+        assert {"Ref": f"{stem}LogGroup"} in resources[query]["Properties"]["LogGroupNames"]
+    monkeypatch.syspath_prepend(str(service / "src"))  # as `uv sync` would install it
+    assert check_fleet(workspace) == []  # the scaffold passes fleet check as written
     pyproject = (workspace / "pyproject.toml").read_text()
     assert f'"{name}-service",' in pyproject
     assert f"{name}-service = {{ workspace = true }}" in pyproject

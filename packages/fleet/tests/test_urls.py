@@ -96,3 +96,27 @@ def test_unknown_profile_is_a_clear_error(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     assert main(["urls", "--stack", "mcp-fleet", "--profile", "nope"]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_with_cognito_prints_the_client_scopes_and_oauth_configuration():
+    from fleet.urls import client_configuration
+
+    outputs = {
+        "CognitoPeopleClientId": "people123",
+        "CognitoResourceServer": "mcp-fleet",
+        "CognitoCallbackUrls": "http://localhost:6274/oauth/callback,http://localhost:8765/callback",
+    }
+    text = client_configuration({"math": f"{API}/math/mcp"}, outputs)
+    assert "OAuth client id: people123" in text
+    assert "# math: scope mcp-fleet/math" in text
+    assert (
+        f"claude mcp add --transport http --client-id people123 --callback-port 8765 math {API}/math/mcp"
+        in text
+    )
+    assert "http://localhost:8765/callback" in text
+    document = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    assert document["mcpServers"]["math"]["oauth"] == {
+        "clientId": "people123",
+        "callbackPort": 8765,
+    }
+    assert "Bearer" not in text  # no API key header with Cognito

@@ -244,3 +244,75 @@ def test_misconfiguration_refuses_to_start_with_a_clear_message(values, message)
     line = json.loads(result.stdout.decode().strip().splitlines()[-1])
     assert line["level"] == "CRITICAL"
     assert message in line["message"]
+
+
+COGNITO_ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_TESTPOOL"
+PEOPLE, MACHINES, STRANGER = "people-client-id", "machine-client-id", "someone-elses-client"
+
+
+@pytest.fixture(scope="module")
+def cognito() -> JwtIssuer:
+    return JwtIssuer(issuer=COGNITO_ISSUER, kid="cognito-key")
+
+
+@pytest.fixture(scope="module")
+def cognito_service(cognito) -> Iterator[RunningService]:
+    """The math service as template.yaml wires it when EnableCognito=true."""
+    with serve(cognito.jwks_app()) as jwks_base:
+        settings = env(
+            MCP_AUTH="jwt",
+            MCP_JWT_JWKS_URI=f"{jwks_base}/.well-known/jwks.json",
+            MCP_JWT_ISSUER=COGNITO_ISSUER,
+            MCP_JWT_AUDIENCE=f"{PEOPLE},{MACHINES}",
+            MCP_JWT_RESOURCE_SERVER="mcp-fleet",
+        )
+        with start_service(RUN_SH, "/math/health", settings) as service:
+            yield service
+
+
+class TestCognito:
+    """Regression: every Cognito access token was refused (they carry no `aud`)."""
+
+    def bearer(self, token: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token}"}
+
+    def test_access_token_of_a_configured_client_with_the_service_scope(
+        self, cognito_service, cognito
+    ):
+        token = cognito.cognito_token(PEOPLE, "openid mcp-fleet/math", sub="ada")
+        assert post(cognito_service.base, **self.bearer(token)).status_code == 200
+        assert cognito_service.request_lines()[-1]["principal"] == "ada"
+
+    def test_id_token_is_refused(self, cognito_service, cognito):
+        token = cognito.cognito_token(PEOPLE, token_use="id")
+        response = post(cognito_service.base, **self.bearer(token))
+        assert response.status_code == 401
+        assert "only access tokens" in response.json()["error_description"]
+
+    def test_another_clients_token_is_refused(self, cognito_service, cognito):
+        token = cognito.cognito_token(STRANGER, "mcp-fleet/math")
+        assert post(cognito_service.base, **self.bearer(token)).status_code == 401
+
+    def test_missing_scope_is_403_insufficient_scope(self, cognito_service, cognito):
+        token = cognito.cognito_token(PEOPLE, "openid mcp-fleet/weather")
+        response = post(cognito_service.base, **self.bearer(token))
+        assert response.status_code == 403
+        assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+        assert 'scope="mcp-fleet/math"' in response.headers["www-authenticate"]
+
+    def test_machine_token_without_sub_is_its_client(self, cognito_service, cognito):
+        token = cognito.cognito_token(MACHINES, "mcp-fleet/math", sub=None)
+        assert post(cognito_service.base, **self.bearer(token)).status_code == 200
+        assert cognito_service.request_lines()[-1]["principal"] == MACHINES
+
+    def test_scopes_come_from_scp_too(self, cognito_service, cognito):
+        token = cognito.token(aud=MACHINES, scp=["mcp-fleet/math"])
+        assert post(cognito_service.base, **self.bearer(token)).status_code == 200
+
+    def test_resource_metadata_leads_to_the_pool_and_the_scope(self, cognito_service):
+        metadata = httpx.get(
+            f"{cognito_service.base}/.well-known/oauth-protected-resource/math/mcp"
+        ).json()
+        assert metadata["authorization_servers"] == [COGNITO_ISSUER]
+        assert metadata["scopes_supported"] == ["mcp-fleet/math"]
+        assert metadata["resource"] == f"{cognito_service.base}/math/mcp"

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fleet.template import ALARMS, function_id, load_template, logical_id
+from fleet.template import ALARMS, RESOURCE_SERVER, function_id, load_template, logical_id
 from fleet.workspace import FleetError, ServiceDir, service_dirs
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -86,10 +86,17 @@ def _operations_faults(resources: dict[str, Any], service: str) -> list[str]:
         elif service not in repr(resource) and f"{stem}Function" not in repr(resource):
             faults.append(f"{stem}{alarm} does not watch service {service!r}")
     for name, resource in resources.items():
-        if resource.get("Type") == "AWS::Logs::QueryDefinition":
-            groups = resource.get("Properties", {}).get("LogGroupNames", [])
-            if {"Ref": f"{stem}LogGroup"} not in groups:
+        kind, properties = resource.get("Type"), resource.get("Properties", {})
+        if kind == "AWS::Logs::QueryDefinition":
+            if {"Ref": f"{stem}LogGroup"} not in properties.get("LogGroupNames", []):
                 faults.append(f"{name} does not read {stem}LogGroup")
+        elif kind == "AWS::Cognito::UserPoolResourceServer":
+            if service not in [scope.get("ScopeName") for scope in properties.get("Scopes", [])]:
+                faults.append(f"{name} has no scope {service!r}")
+        elif kind == "AWS::Cognito::UserPoolClient" and f"{RESOURCE_SERVER}/{service}" not in (
+            properties.get("AllowedOAuthScopes", [])
+        ):
+            faults.append(f"{name} may not ask for scope {RESOURCE_SERVER}/{service}")
     return faults
 
 

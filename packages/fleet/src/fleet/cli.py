@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fleet import aws, keys
+from fleet import aws, keys, machine_token
 from fleet.bench import cli as bench_cli
 from fleet.workspace import FleetError, find_root, service_dirs
 
@@ -101,7 +101,7 @@ def _cmd_urls(args: argparse.Namespace) -> int:
     if "DashboardUrl" in outputs:
         print(f"{'dashboard':<12} {outputs['DashboardUrl']}")
     print()
-    print(client_configuration(urls))
+    print(client_configuration(urls, outputs))
     return 0
 
 
@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     urls.set_defaults(handler=_cmd_urls)
 
     keys.add_parser(commands)
+    machine_token.add_parser(commands)
     bench_cli.add_parser(commands)
     return parser
 

@@ -15,6 +15,12 @@ FUNCTIONS_MARKER = "  # fleet:services-end (fleet new inserts service resources 
 OUTPUTS_MARKER = "  # fleet:outputs-end (fleet new inserts service outputs above this line)"
 LOG_GROUPS_MARKER = "# fleet:log-groups (fleet new adds each service's log group above this line)"
 """Ends each saved query's list of log groups; the list items sit at its indentation."""
+SCOPES_MARKER = "# fleet:scopes (fleet new adds each service's scope above this line)"
+"""Ends the Cognito resource server's scope list."""
+CLIENT_SCOPES_MARKER = "# fleet:client-scopes (fleet new adds each service's scope above this line)"
+"""Ends each Cognito app client's list of allowed scopes."""
+RESOURCE_SERVER = "mcp-fleet"
+"""The Cognito resource server: a service's scope is <RESOURCE_SERVER>/<service>."""
 ALARMS: tuple[str, ...] = (
     "ToolErrorRateAlarm",
     "LatencyAlarm",
@@ -208,22 +214,33 @@ build-{function_id(service)}:
 
 
 def insert_service(text: str, service: str) -> str:
-    """`text` with the service's resources and output inserted above the markers, and its
-    log group added to every saved query."""
+    """`text` with the service's resources and output inserted above the markers, its log
+    group added to every saved query, and its Cognito scope to the resource server and to
+    both app clients."""
     for marker in (FUNCTIONS_MARKER, OUTPUTS_MARKER):
         if text.count(marker) != 1:
             raise ValueError(
                 f"template.yaml must contain the marker line exactly once: {marker.strip()!r}"
             )
-    if LOG_GROUPS_MARKER not in text:
-        raise ValueError(f"template.yaml has no marker line {LOG_GROUPS_MARKER!r}")
+    list_items = {
+        LOG_GROUPS_MARKER: [f"- !Ref {logical_id(service)}LogGroup"],
+        SCOPES_MARKER: [
+            f"- ScopeName: {service}",
+            f"  ScopeDescription: Call the {service} service's tools",
+        ],
+        CLIENT_SCOPES_MARKER: [f"- {RESOURCE_SERVER}/{service}"],
+    }
+    for marker in list_items:
+        if marker not in text:
+            raise ValueError(f"template.yaml has no marker line {marker!r}")
     text = text.replace(FUNCTIONS_MARKER, service_block(service) + FUNCTIONS_MARKER)
     text = text.replace(OUTPUTS_MARKER, service_output(service) + OUTPUTS_MARKER)
     lines = []
     for line in text.splitlines(keepends=True):
-        if line.strip() == LOG_GROUPS_MARKER:
+        items = list_items.get(line.strip())
+        if items is not None:
             indent = line[: len(line) - len(line.lstrip())]
-            lines.append(f"{indent}- !Ref {logical_id(service)}LogGroup\n")
+            lines.extend(f"{indent}{item}\n" for item in items)
         lines.append(line)
     return "".join(lines)
 

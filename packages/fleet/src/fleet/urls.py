@@ -34,9 +34,16 @@ def service_urls(stack: str, outputs: dict[str, str]) -> dict[str, str]:
     return dict(sorted(urls.items()))
 
 
-def client_configuration(urls: dict[str, str], auth_header: str = "Authorization") -> str:
-    """Claude Code commands, a .mcp.json document and Inspector commands for `urls`."""
-    header_value = "Bearer ${MCP_API_KEY}"
+CLAUDE_CODE_CALLBACK_PORT = 8765
+"""The port in template.yaml's default CognitoCallbackUrls for Claude Code."""
+
+
+def client_configuration(urls: dict[str, str], outputs: dict[str, str] | None = None) -> str:
+    """Ready-to-paste client configuration: API keys, or OAuth with the stack's Cognito pool."""
+    outputs = outputs or {}
+    if "CognitoPeopleClientId" in outputs:
+        return _cognito_configuration(urls, outputs)
+    auth_header, header_value = "Authorization", "Bearer ${MCP_API_KEY}"
     lines = ["# Claude Code"]
     for service, url in urls.items():
         lines.append(
@@ -54,6 +61,39 @@ def client_configuration(urls: dict[str, str], auth_header: str = "Authorization
             f"npx @modelcontextprotocol/inspector --cli {url} --transport http --method tools/list "
             f'--header "{auth_header}: {header_value}"'
         )
+    return "\n".join(lines)
+
+
+def _cognito_configuration(urls: dict[str, str], outputs: dict[str, str]) -> str:
+    client_id = outputs["CognitoPeopleClientId"]
+    resource_server = outputs.get("CognitoResourceServer", "mcp-fleet")
+    callbacks = outputs.get("CognitoCallbackUrls", "(see the CognitoCallbackUrls parameter)")
+    lines = [
+        "# Sign in with Cognito: every service asks for its own scope",
+        f"#   OAuth client id: {client_id} (no client secret: authorization code + PKCE)",
+        f"#   callback URLs allowed now: {callbacks}",
+        "#   A hosted connector (Claude, ChatGPT) needs its callback URL added to the stack's",
+        "#   CognitoCallbackUrls parameter first; see the README's 'Sign in with Cognito'.",
+        "",
+    ]
+    for service, url in urls.items():
+        oauth = f"--client-id {client_id} --callback-port {CLAUDE_CODE_CALLBACK_PORT}"
+        lines += [
+            f"# {service}: scope {resource_server}/{service}",
+            f"claude mcp add --transport http {oauth} {service} {url}",
+        ]
+    mcp_json = {
+        "mcpServers": {
+            service: {
+                "type": "http",
+                "url": url,
+                "oauth": {"clientId": client_id, "callbackPort": CLAUDE_CODE_CALLBACK_PORT},
+            }
+            for service, url in urls.items()
+        }
+    }
+    lines += ["", "# .mcp.json", json.dumps(mcp_json, indent=2), ""]
+    lines.append("# Machines: uv run fleet token --stack <stack> --service <service>")
     return "\n".join(lines)
 
 

@@ -137,7 +137,7 @@ def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starle
     clock = time.perf_counter()
     tools = discover_tools(spec.tools_package)
     phases["discovery"], clock = time.perf_counter() - clock, time.perf_counter()
-    authenticator = build_authenticator(settings.auth)  # api_key: the first key read
+    authenticator = build_authenticator(settings.auth, spec.name)  # api_key: first key read
     phases["auth"], clock = time.perf_counter() - clock, time.perf_counter()
     server = build_server(spec, tools)
     for phase, path in (

@@ -168,7 +168,7 @@ class JwtAuthenticator:
         return None  # stale keys are re-fetched by the next request, within their budget
 
 
-def build_authenticator(settings: AuthSettings) -> Authenticator:
+def build_authenticator(settings: AuthSettings, service: str) -> Authenticator:
     """The authenticator for the configured mode; in api_key mode the first key read starts
     now and is waited on for a bounded time only."""
     mode = settings.effective_mode
@@ -192,7 +192,7 @@ def build_authenticator(settings: AuthSettings) -> Authenticator:
         issuer=settings.jwt_issuer or "",
         audiences=settings.jwt_audience,
     )
-    return JwtAuthenticator(verifier, settings.jwt_required_scopes)
+    return JwtAuthenticator(verifier, settings.scopes_for(service))
 
 
 def _credential(headers: dict[bytes, bytes]) -> str | None:
@@ -247,6 +247,7 @@ class AuthMiddleware:
         self.metadata_path = f"{PROTECTED_RESOURCE_PREFIX}{mcp_path}"
         self.jwt = settings.effective_mode == "jwt"
         self.open = settings.effective_mode == "none"
+        self.scopes = settings.scopes_for(service)
         self.trust_gateway = running_in_lambda()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -291,8 +292,10 @@ class AuthMiddleware:
             "resource_name": self.service,
         }
         if self.jwt:
+            # An MCP client follows this to the issuer's OAuth/OIDC metadata (Cognito serves
+            # it at <issuer>/.well-known/openid-configuration) and asks for these scopes.
             metadata["authorization_servers"] = [self.settings.jwt_issuer]
-            metadata["scopes_supported"] = self.settings.jwt_required_scopes
+            metadata["scopes_supported"] = self.scopes
         return metadata
 
     def _base_url(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
@@ -319,8 +322,8 @@ class AuthMiddleware:
             if denied.error:
                 challenge.append(f'error="{denied.error}"')
                 challenge.append(f'error_description="{_quoted(denied.description)}"')
-            if self.jwt and self.settings.jwt_required_scopes:
-                challenge.append(f'scope="{_quoted(" ".join(self.settings.jwt_required_scopes))}"')
+            if self.jwt and self.scopes:
+                challenge.append(f'scope="{_quoted(" ".join(self.scopes))}"')
             metadata_url = f"{self._base_url(scope, headers)}{self.metadata_path}"
             challenge.append(f'resource_metadata="{_quoted(metadata_url)}"')
             response_headers["www-authenticate"] = "Bearer " + ", ".join(challenge)

@@ -86,6 +86,14 @@ class AuthSettings(BaseSettings):
     jwt_required_scopes: CsvList = Field(
         default_factory=list, validation_alias="MCP_JWT_REQUIRED_SCOPES"
     )
+    jwt_resource_server: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._:/-]*$",
+        max_length=256,
+        validation_alias="MCP_JWT_RESOURCE_SERVER",
+    )
+    """A Cognito resource server: unless MCP_JWT_REQUIRED_SCOPES says otherwise, service
+    <svc> requires the scope <resource server>/<svc>."""
     public_base_url: str | None = Field(default=None, validation_alias="MCP_PUBLIC_BASE_URL")
 
     @field_validator("mode", mode="before")
@@ -98,6 +106,14 @@ class AuthSettings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         """An empty variable (`MCP_API_KEYS=`) is no source, so it cannot shadow a real one."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    def scopes_for(self, service: str) -> list[str]:
+        """The scopes a token needs to call `service`."""
+        if self.jwt_required_scopes:
+            return list(self.jwt_required_scopes)
+        if self.jwt_resource_server:
+            return [f"{self.jwt_resource_server}/{service}"]
+        return []
 
     @property
     def effective_mode(self) -> AuthMode:
