@@ -1,0 +1,1 @@
+"""Every module in this package is scanned for `@tool` functions at startup."""
