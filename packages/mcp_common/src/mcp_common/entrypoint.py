@@ -104,9 +104,17 @@ def _build(spec: ServiceSpec) -> tuple[Starlette, AppSettings]:
         logging.getLogger(__name__).critical("invalid configuration: %s", _summary(exc))
         raise SystemExit(2) from None
     from mcp_common.app import create_app  # fastmcp: imported once the settings are valid
+    from mcp_common.discovery import ToolDiscoveryError
 
     imports = process_age()
-    app = create_app(spec, settings)
+    try:
+        app = create_app(spec, settings)
+    except ToolDiscoveryError as exc:
+        # One line that names the module and the error; the traceback only at DEBUG.
+        log = logging.getLogger(__name__)
+        log.critical("cannot start service %r: %s", spec.name, exc)
+        log.debug("the tools module's traceback", exc_info=exc.__cause__ or exc)
+        raise SystemExit(2) from None
     app.state.startup_phases = {"imports": imports, **app.state.startup_phases}
     return app, settings
 

@@ -1,9 +1,13 @@
-"""memory MCP service."""
+"""Memory MCP service: a knowledge graph that agents keep across chats, one per caller."""
 
 from mcp_common import ServiceSpec
 
 service = ServiceSpec(
     name="memory",
     tools_package="memory_service.tools",
-    instructions="Describe here what the memory tools are for, for the model choosing them.",
+    instructions=(
+        "A persistent knowledge graph of entities (with observations) and relations between "
+        "them, private to you. Search or open what you know before asking; record new facts "
+        "as observations; relations are in active voice."
+    ),
 )

@@ -1,0 +1,220 @@
+"""The knowledge graph: its shapes and rules, as the reference memory server defines them.
+
+Reference: npm @modelcontextprotocol/server-memory 2026.8.31 (dist/index.js). Shapes and
+semantics are mirrored so that clients and prompts written for it work unchanged; where
+it is silent or loose, the choice made here is noted:
+- Duplicates are ignored, within one call too (the reference adds a name twice if one
+  call repeats it).
+- Search is a case-insensitive substring match over name, type and observations; search
+  and open return the relations that touch any entity they return.
+- Names, types and observations must be non-empty and free of control characters, and
+  every limit is a clear tool error (the reference has none: one file per user).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from fastmcp.exceptions import ToolError
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_NAME_BYTES = 160
+"""Entity names (UTF-8): two names and a relation type form one DynamoDB sort key, which
+may hold at most 1,024 bytes."""
+MAX_TYPE_BYTES = 64
+
+
+class Entity(BaseModel):
+    name: str = Field(description="The name of the entity")
+    entityType: str = Field(description="The type of the entity")
+    observations: list[str] = Field(
+        description="An array of observation contents associated with the entity"
+    )
+
+
+class Relation(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    from_: str = Field(alias="from", description="The name of the entity where the relation starts")
+    to: str = Field(description="The name of the entity where the relation ends")
+    relationType: str = Field(description="The type of the relation")
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.from_, self.relationType, self.to)
+
+    def dump(self) -> dict[str, str]:
+        return self.model_dump(by_alias=True)
+
+
+class ObservationAddition(BaseModel):
+    entityName: str = Field(description="The name of the entity to add the observations to")
+    contents: list[str] = Field(description="An array of observation contents to add")
+
+
+class ObservationDeletion(BaseModel):
+    entityName: str = Field(description="The name of the entity containing the observations")
+    observations: list[str] = Field(description="An array of observations to delete")
+
+
+class AddedObservations(BaseModel):
+    entityName: str
+    addedObservations: list[str]
+
+
+class KnowledgeGraph(BaseModel):
+    entities: list[Entity]
+    relations: list[Relation]
+
+    def dump(self) -> dict[str, list[dict]]:
+        return {
+            "entities": [entity.model_dump() for entity in self.entities],
+            "relations": [relation.dump() for relation in self.relations],
+        }
+
+
+class EntityNotFound(ToolError):
+    """add_observations on an entity that does not exist: nothing is changed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Entity with name {name} not found")  # the reference's words
+
+
+class LimitExceeded(ToolError):
+    """A request over one of the service's limits (MEMORY_MAX_*)."""
+
+
+class StoreUnavailable(ToolError):
+    """The store could not be used after retries; the caller may try again."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    items_per_call: int
+    observation_bytes: int
+    observations_per_entity: int
+    entities_per_tenant: int
+    relations_per_tenant: int
+
+
+def unique(items: Iterable, key=lambda item: item) -> list:
+    """`items` without repeats (by `key`), first occurrence kept, order kept."""
+    seen: set = set()
+    kept = []
+    for item in items:
+        marker = key(item)
+        if marker not in seen:
+            seen.add(marker)
+            kept.append(item)
+    return kept
+
+
+def _check_text(kind: str, value: str, max_bytes: int | None = None) -> None:
+    if not value or not value.strip():
+        raise ToolError(f"{kind} must not be empty")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ToolError(f"{kind} {value[:40]!r} contains control characters")
+    if max_bytes is not None and len(value.encode()) > max_bytes:
+        raise LimitExceeded(f"{kind} {value[:40]!r}... is longer than {max_bytes} bytes")
+
+
+def check_name(name: str) -> None:
+    _check_text("entity name", name, MAX_NAME_BYTES)
+
+
+def check_observations(entity: str, observations: Sequence[str], limits: Limits) -> None:
+    for observation in observations:
+        _check_text(f"an observation of {entity!r}", observation, limits.observation_bytes)
+    if len(observations) > limits.observations_per_entity:
+        raise LimitExceeded(
+            f"entity {entity!r} would hold {len(observations)} observations; the limit is "
+            f"{limits.observations_per_entity} (MEMORY_MAX_OBSERVATIONS_PER_ENTITY)"
+        )
+
+
+def check_entity(entity: Entity, limits: Limits) -> None:
+    check_name(entity.name)
+    _check_text("entity type", entity.entityType, MAX_TYPE_BYTES)
+    check_observations(entity.name, unique(entity.observations), limits)
+
+
+def check_relation(relation: Relation) -> None:
+    check_name(relation.from_)
+    check_name(relation.to)
+    _check_text("relation type", relation.relationType, MAX_TYPE_BYTES)
+
+
+def check_call_size(count: int, limits: Limits) -> None:
+    if count > limits.items_per_call:
+        raise LimitExceeded(
+            f"{count} items in one call; the limit is {limits.items_per_call} "
+            "(MEMORY_MAX_ITEMS_PER_CALL): split the call"
+        )
+
+
+def touching(relations: Iterable[Relation], names: set[str]) -> list[Relation]:
+    """The relations with at least one end in `names` (what search and open return)."""
+    return [r for r in relations if r.from_ in names or r.to in names]
+
+
+def search(graph: KnowledgeGraph, query: str) -> KnowledgeGraph:
+    """Entities whose name, type or an observation contains `query`, case-insensitively."""
+    needle = query.lower()
+    entities = [
+        entity
+        for entity in graph.entities
+        if needle in entity.name.lower()
+        or needle in entity.entityType.lower()
+        or any(needle in observation.lower() for observation in entity.observations)
+    ]
+    names = {entity.name for entity in entities}
+    return KnowledgeGraph(entities=entities, relations=touching(graph.relations, names))
+
+
+def open_nodes(graph: KnowledgeGraph, names: Sequence[str]) -> KnowledgeGraph:
+    """The named entities (missing names skipped) and the relations touching them."""
+    wanted = set(names)
+    entities = [entity for entity in graph.entities if entity.name in wanted]
+    found = {entity.name for entity in entities}
+    return KnowledgeGraph(entities=entities, relations=touching(graph.relations, found))
+
+
+def merge_observations(
+    existing: dict[str, list[str]], additions: Sequence[ObservationAddition], limits: Limits
+) -> tuple[dict[str, list[str]], list[AddedObservations]]:
+    """Apply `additions` to the entities' current observations, as the reference does.
+
+    Raises EntityNotFound for the first entity that does not exist (nothing is applied).
+    Returns the changed entities' new lists and, per addition, what it really added.
+    """
+    lists = {name: list(observations) for name, observations in existing.items()}
+    results = []
+    changed: dict[str, list[str]] = {}
+    for addition in additions:
+        if addition.entityName not in lists:
+            raise EntityNotFound(addition.entityName)
+        current = lists[addition.entityName]
+        added = [content for content in unique(addition.contents) if content not in current]
+        current.extend(added)
+        if added:
+            changed[addition.entityName] = current
+        results.append(AddedObservations(entityName=addition.entityName, addedObservations=added))
+    for name, observations in changed.items():
+        check_observations(name, observations, limits)
+    return changed, results
+
+
+def remove_observations(
+    existing: dict[str, list[str]], deletions: Sequence[ObservationDeletion]
+) -> dict[str, list[str]]:
+    """The changed entities' lists after `deletions`; entities that do not exist are skipped."""
+    changed: dict[str, list[str]] = {}
+    for deletion in deletions:
+        current = changed.get(deletion.entityName, existing.get(deletion.entityName))
+        if current is None:
+            continue
+        remaining = [o for o in current if o not in set(deletion.observations)]
+        if remaining != current:
+            changed[deletion.entityName] = remaining
+    return changed

@@ -1,0 +1,80 @@
+"""Both stores behind one fixture: SQLite, and DynamoDB through moto with the template's table."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from fleet.template import load_template
+from fleet.testing import fake_aws
+from memory_service.graph import Limits
+
+ROOT = Path(__file__).resolve().parents[3]
+LIMITS = Limits(
+    items_per_call=99,
+    observation_bytes=4096,
+    observations_per_entity=64,
+    entities_per_tenant=50,
+    relations_per_tenant=50,
+)
+
+
+def create_memory_table(name: str = "memory") -> str:
+    """The table exactly as template.yaml declares MemoryTable (keys, index), in moto."""
+    properties = load_template(ROOT / "template.yaml")["Resources"]["MemoryTable"]["Properties"]
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        LocalSecondaryIndexes=properties["LocalSecondaryIndexes"],
+        BillingMode=properties["BillingMode"],
+    )
+    return name
+
+
+class AtomicCalls:
+    """A boto3 client whose calls moto applies one at a time.
+
+    DynamoDB applies each call atomically (a transaction's conditions and writes at once);
+    moto, called from several threads, interleaves them inside one call. The races between
+    calls (read, then a conditional write) stay: those are what the store must survive.
+    """
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._client, name)
+        if name == "exceptions" or not callable(attribute):
+            return attribute
+
+        def call(*args: object, **kwargs: object) -> object:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        from memory_service.sqlite_store import SQLiteStore
+
+        yield SQLiteStore(tmp_path / "memory.sqlite", LIMITS)
+        return
+    from memory_service.dynamodb_store import DynamoDBStore
+
+    with fake_aws():
+        client = AtomicCalls(boto3.client("dynamodb"))
+        yield DynamoDBStore(create_memory_table(), LIMITS, client=client)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with fake_aws():
+        yield

@@ -1,0 +1,137 @@
+"""The memory service started as Lambda starts it (run.sh), with two API keys: two graphs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from fastmcp import Client
+
+from fleet.testing import start_service
+from mcp_common.apikeys import hash_key
+from memory_service.settings import default_sqlite_path
+
+RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
+KEYS = {"ada": "mcpk_memory_ada_0123456789", "grace": "mcpk_memory_grace_0123456789"}
+
+
+def env(store: Path) -> dict[str, str]:
+    records = [
+        {"name": name, "sha256": hash_key(key), "services": ["memory"]}
+        for name, key in KEYS.items()
+    ]
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MCP_AUTH": "api_key",
+        "MCP_API_KEYS": json.dumps(records),
+        "MEMORY_SQLITE_PATH": str(store),
+    }
+
+
+def client(base: str, who: str) -> Client:
+    return Client(f"{base}/memory/mcp", auth=KEYS[who])
+
+
+async def test_two_principals_are_isolated_and_memory_survives_a_restart(tmp_path):
+    store = tmp_path / "memory.sqlite"
+    with start_service(RUN_SH, "/memory/health", env(store)) as service:
+        async with client(service.base, "ada") as ada:
+            await ada.call_tool(
+                "create_entities",
+                {
+                    "entities": [
+                        {"name": "Project X", "entityType": "project", "observations": ["secret"]}
+                    ]
+                },
+            )
+        async with client(service.base, "grace") as grace:
+            graph = (await grace.call_tool("read_graph", {})).structured_content
+            assert graph == {"entities": [], "relations": []}
+            found = (await grace.call_tool("search_nodes", {"query": "secret"})).structured_content
+            assert found["entities"] == []
+            await grace.call_tool("delete_entities", {"entityNames": ["Project X"]})
+            refused = await grace.call_tool(
+                "add_observations",
+                {"observations": [{"entityName": "Project X", "contents": ["mine now"]}]},
+                raise_on_error=False,
+            )
+            assert refused.is_error  # grace has no such entity
+        principals = {line.get("principal") for line in service.request_lines()}
+        assert {"ada", "grace"} <= principals
+
+    with start_service(RUN_SH, "/memory/health", env(store)) as restarted:
+        async with client(restarted.base, "ada") as ada:
+            graph = (await ada.call_tool("read_graph", {})).structured_content
+    assert graph["entities"] == [
+        {"name": "Project X", "entityType": "project", "observations": ["secret"]}
+    ]
+
+
+def test_without_a_table_it_keeps_a_local_sqlite_file_beside_the_workspace():
+    root = Path(__file__).resolve().parents[3]
+    assert default_sqlite_path() == root / ".fleet" / "memory.sqlite"  # git-ignored
+
+
+def test_inside_lambda_a_missing_table_stops_start_up_loudly(tmp_path):
+    import subprocess
+
+    result = subprocess.run(
+        [str(RUN_SH)],
+        env={
+            **env(tmp_path / "m.sqlite"),
+            "AWS_LAMBDA_FUNCTION_NAME": "MemoryFunction",
+            "PORT": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "MEMORY_TABLE_NAME must be set inside Lambda" in result.stdout + result.stderr
+
+
+def memory_table_properties() -> dict:
+    from fleet.template import load_template
+
+    template = load_template(Path(__file__).resolve().parents[3] / "template.yaml")
+    return template["Resources"]["MemoryTable"]["Properties"]
+
+
+async def test_with_a_table_it_uses_dynamodb_through_the_standard_endpoint_variable(tmp_path):
+    import boto3
+
+    from fleet.testing import AWS_TEST_ENV, moto_server
+
+    properties = memory_table_properties()
+    with moto_server() as endpoint:
+        boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        ).create_table(
+            TableName="memory-table",
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            KeySchema=properties["KeySchema"],
+            LocalSecondaryIndexes=properties["LocalSecondaryIndexes"],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        settings = {
+            **env(tmp_path / "unused.sqlite"),
+            **AWS_TEST_ENV,
+            "MEMORY_TABLE_NAME": "memory-table",
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        }
+        with start_service(RUN_SH, "/memory/health", settings) as service:
+            async with client(service.base, "ada") as ada:
+                await ada.call_tool(
+                    "create_entities",
+                    {"entities": [{"name": "Ada", "entityType": "person", "observations": ["x"]}]},
+                )
+                graph = (await ada.call_tool("read_graph", {})).structured_content
+    assert [entity["name"] for entity in graph["entities"]] == ["Ada"]
+    assert not (tmp_path / "unused.sqlite").exists()  # SQLite was not used

@@ -1,0 +1,183 @@
+"""One contract for both stores: the reference's semantics, isolation, concurrency, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from memory_service.graph import (
+    Entity,
+    EntityNotFound,
+    LimitExceeded,
+    ObservationAddition,
+    ObservationDeletion,
+    Relation,
+)
+
+
+def entity(name: str, kind: str = "person", *observations: str) -> Entity:
+    return Entity(name=name, entityType=kind, observations=list(observations))
+
+
+def relation(source: str, kind: str, target: str) -> Relation:
+    return Relation.model_validate({"from": source, "relationType": kind, "to": target})
+
+
+async def seed(store, tenant: str = "ada") -> None:
+    await store.create_entities(
+        tenant,
+        [
+            entity("Ada", "person", "wrote the first program"),
+            entity("Charles", "person", "designed the Analytical Engine"),
+            entity("Engine", "machine", "never finished"),
+        ],
+    )
+    await store.create_relations(
+        tenant,
+        [relation("Ada", "worked with", "Charles"), relation("Charles", "designed", "Engine")],
+    )
+
+
+async def test_created_entities_come_back_in_order_and_duplicates_are_ignored(store):
+    await seed(store)
+    again = await store.create_entities("ada", [entity("Ada"), entity("Babbage")])
+    assert [e.name for e in again] == ["Babbage"]
+    graph = await store.read_graph("ada")
+    assert [e.name for e in graph.entities] == ["Ada", "Charles", "Engine", "Babbage"]
+    assert graph.entities[0].observations == ["wrote the first program"]
+
+
+async def test_duplicate_relations_are_ignored(store):
+    await seed(store)
+    created = await store.create_relations(
+        "ada", [relation("Ada", "worked with", "Charles"), relation("Ada", "admired", "Charles")]
+    )
+    assert [r.relationType for r in created] == ["admired"]
+    assert len((await store.read_graph("ada")).relations) == 3
+
+
+async def test_add_observations_skips_known_ones_and_reports_what_it_added(store):
+    await seed(store)
+    results = await store.add_observations(
+        "ada",
+        [
+            ObservationAddition(
+                entityName="Ada", contents=["wrote the first program", "poet's daughter"]
+            ),
+            ObservationAddition(entityName="Engine", contents=["steam"]),
+        ],
+    )
+    assert [(r.entityName, r.addedObservations) for r in results] == [
+        ("Ada", ["poet's daughter"]),
+        ("Engine", ["steam"]),
+    ]
+    graph = await store.read_graph("ada")
+    assert graph.entities[0].observations == ["wrote the first program", "poet's daughter"]
+
+
+async def test_add_observations_on_a_missing_entity_changes_nothing(store):
+    await seed(store)
+    before = await store.read_graph("ada")
+    with pytest.raises(EntityNotFound, match="Entity with name Nobody not found"):
+        await store.add_observations(
+            "ada",
+            [
+                ObservationAddition(entityName="Ada", contents=["new fact"]),
+                ObservationAddition(entityName="Nobody", contents=["x"]),
+            ],
+        )
+    assert await store.read_graph("ada") == before
+
+
+async def test_delete_entities_removes_the_relations_touching_them(store):
+    await seed(store)
+    await store.delete_entities("ada", ["Charles", "Nobody"])
+    graph = await store.read_graph("ada")
+    assert [e.name for e in graph.entities] == ["Ada", "Engine"]
+    assert graph.relations == []
+
+
+async def test_delete_observations_and_relations_skip_what_is_missing(store):
+    await seed(store)
+    await store.delete_observations(
+        "ada",
+        [
+            ObservationDeletion(entityName="Engine", observations=["never finished", "absent"]),
+            ObservationDeletion(entityName="Nobody", observations=["x"]),
+        ],
+    )
+    await store.delete_relations(
+        "ada", [relation("Charles", "designed", "Engine"), relation("A", "b", "C")]
+    )
+    graph = await store.read_graph("ada")
+    assert graph.entities[2].observations == []
+    assert [r.key() for r in graph.relations] == [("Ada", "worked with", "Charles")]
+
+
+async def test_two_principals_never_see_each_others_graph(store):
+    await seed(store, "ada")
+    await store.create_entities("grace", [entity("Ada", "ship")])
+    await store.delete_entities("grace", ["Charles"])  # not grace's to delete
+    await store.add_observations("grace", [ObservationAddition(entityName="Ada", contents=["x"])])
+    ada, grace = await store.read_graph("ada"), await store.read_graph("grace")
+    assert [e.name for e in ada.entities] == ["Ada", "Charles", "Engine"]
+    assert ada.entities[0].entityType == "person"
+    assert ada.entities[0].observations == ["wrote the first program"]
+    assert [(e.name, e.entityType, e.observations) for e in grace.entities] == [
+        ("Ada", "ship", ["x"])
+    ]
+    assert grace.relations == []
+
+
+async def test_names_with_separators_and_quotes_are_just_names(store):
+    tricky = ['a"b', "x#E#y", "R#[", "名前", 'x","y']
+    await store.create_entities("t", [entity(name) for name in tricky])
+    await store.create_relations(
+        "t", [relation(tricky[0], "is", tricky[1]), relation(tricky[4], "is", tricky[0])]
+    )
+    await store.delete_entities("t", [tricky[0]])
+    graph = await store.read_graph("t")
+    assert [e.name for e in graph.entities] == tricky[1:]
+    assert graph.relations == []
+
+
+async def test_concurrent_additions_to_one_entity_all_land(store):
+    await store.create_entities("ada", [entity("Ada")])
+    facts = [f"fact {n}" for n in range(8)]
+    await asyncio.gather(
+        *(
+            store.add_observations("ada", [ObservationAddition(entityName="Ada", contents=[fact])])
+            for fact in facts
+        )
+    )
+    [ada] = (await store.read_graph("ada")).entities
+    assert sorted(ada.observations) == sorted(facts)
+
+
+async def test_concurrent_creators_of_one_name_make_one_entity(store):
+    answers = await asyncio.gather(
+        *(store.create_entities("ada", [entity("Ada", f"kind {n}")]) for n in range(6))
+    )
+    assert sum(len(created) for created in answers) == 1
+    assert len((await store.read_graph("ada")).entities) == 1
+
+
+async def test_the_tenant_limits_hold(store):
+    await store.create_entities("t", [entity(f"e{n}") for n in range(50)])
+    with pytest.raises(LimitExceeded):
+        await store.create_entities("t", [entity("one too many")])
+    await store.delete_entities("t", ["e0"])
+    assert [e.name for e in await store.create_entities("t", [entity("fits again")])] == [
+        "fits again"
+    ]
+    assert len((await store.read_graph("t")).entities) == 50
+
+
+async def test_observations_per_entity_are_limited(store):
+    await store.create_entities("t", [entity("Ada")])
+    with pytest.raises(LimitExceeded, match="MEMORY_MAX_OBSERVATIONS_PER_ENTITY"):
+        await store.add_observations(
+            "t", [ObservationAddition(entityName="Ada", contents=[f"o{n}" for n in range(65)])]
+        )
+    assert (await store.read_graph("t")).entities[0].observations == []
