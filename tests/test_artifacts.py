@@ -24,14 +24,14 @@ SERVICES = [service.name for service in service_dirs(ROOT)]
 
 
 def twin_env(lambda_runtime: Path, **values: str) -> dict[str, str]:
-    """Only the artifact supplies packages: a bare interpreter, no PYTHONPATH, no venv."""
+    """Only the artifact supplies packages: Lambda's interpreter (Python and boto3), no
+    PYTHONPATH, no venv. Each service uses its local defaults (no AWS resources here);
+    tests/test_lifecycle.py runs a twin with Lambda's own environment."""
     clean = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     return {
         **clean,
         "PATH": f"{lambda_runtime}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "PYTHONPATH": "",
-        "AWS_LAMBDA_FUNCTION_NAME": "TwinFunction",  # as in Lambda: binds 0.0.0.0
-        "MCP_HOST": "127.0.0.1",
         "MCP_AUTH": "none",
         **values,
     }

@@ -123,7 +123,8 @@ def test_each_function_reads_only_its_own_key_parameter(cfn, service):
     statements = [
         s for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]
     ]
-    assert statements == [
+    ssm = [s for s in statements if "ssm:" in json.dumps(s["Action"])]
+    assert ssm == [
         {
             "Sid": "ReadOwnApiKeys",
             "Effect": "Allow",
@@ -134,6 +135,7 @@ def test_each_function_reads_only_its_own_key_parameter(cfn, service):
             },
         }
     ]
+    assert all(s["Resource"] != "*" for s in statements)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -335,7 +337,7 @@ def test_cognito_user_pool_is_protected_and_retained(cfn):
 def test_one_scope_per_service_and_both_clients_may_ask_for_it(cfn):
     server = cfn["Resources"]["UserPoolResourceServer"]["Properties"]
     assert server["Identifier"] == "mcp-fleet"
-    assert [scope["ScopeName"] for scope in server["Scopes"]] == SERVICES
+    assert sorted(scope["ScopeName"] for scope in server["Scopes"]) == sorted(SERVICES)
     for client in ("PeopleClient", "MachineClient"):
         scopes = cfn["Resources"][client]["Properties"]["AllowedOAuthScopes"]
         assert {f"mcp-fleet/{service}" for service in SERVICES} <= set(scopes)

@@ -157,14 +157,18 @@ internal_request: ContextVar[bool] = ContextVar("mcp_internal_request", default=
 
 
 class _QuietInternalRequests(logging.Filter):
-    """Drop what libraries log about the service's own priming requests (each one is
+    """Drop what fastmcp logs about the service's own priming requests (each one is
     refused on purpose: "Invalid arguments for tool ...")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (internal_request.get() and not record.name.startswith("mcp_common"))
+        return not internal_request.get()
 
 
 _TOOL_ERRORS_FILTER = _ExpectedToolErrors()
+_QUIET_FILTER = _QuietInternalRequests()
+_TOOL_LOGGER = "fastmcp.server.server"
+"""Where fastmcp logs tool-call outcomes; filters sit on it (a logger's filters see only
+the records it emits itself, whatever handlers are attached anywhere)."""
 _configured_level: str | None = None
 
 
@@ -179,7 +183,6 @@ def configure_logging(level: str = "INFO") -> None:
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
-    handler.addFilter(_QuietInternalRequests())
     root = logging.getLogger()
     for existing in root.handlers[:]:
         root.removeHandler(existing)
@@ -199,9 +202,10 @@ def configure_logging(level: str = "INFO") -> None:
     logging.logMultiprocessing = False
     if hasattr(logging, "logAsyncioTasks"):
         logging.logAsyncioTasks = False
-    tool_logger = logging.getLogger("fastmcp.server.server")
-    if _TOOL_ERRORS_FILTER not in tool_logger.filters:
-        tool_logger.addFilter(_TOOL_ERRORS_FILTER)
+    tool_logger = logging.getLogger(_TOOL_LOGGER)
+    for quieting in (_TOOL_ERRORS_FILTER, _QUIET_FILTER):
+        if quieting not in tool_logger.filters:
+            tool_logger.addFilter(quieting)
     chatty_level = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(chatty_level)
