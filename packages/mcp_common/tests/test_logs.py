@@ -174,3 +174,51 @@ def test_health_is_not_an_mcp_request(sample_url, log_lines):
 )
 def test_lambda_request_ids_tolerate_odd_headers(headers, expected):
     assert lambda_request_ids(headers) == expected
+
+
+def test_text_format_is_one_compact_line_per_request_for_a_person():
+    from mcp_common.logs import FIELDS_ATTRIBUTE, REQUEST_LOGGER, TextFormatter
+
+    record = logging.LogRecord(REQUEST_LOGGER, logging.INFO, __file__, 1, "mcp request", (), None)
+    record.__dict__[FIELDS_ATTRIBUTE] = {
+        "service": "math",
+        "mcp_method": "tools/call",
+        "tool": "divide",
+        "outcome": "tool_error",
+        "duration_ms": 4.6,
+        "principal": "ada",
+        "error": "division by zero",
+        "_aws": {"Timestamp": 1},
+    }
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert "math tools/call divide tool_error 4.6ms" in line
+    assert "principal=ada" in line
+    assert "error=division by zero" in line
+    assert "_aws" not in line
+    assert not line.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize(
+    ("configured", "tty", "in_lambda", "chosen"),
+    [
+        ("auto", True, False, "text"),
+        ("auto", False, False, "json"),
+        ("auto", True, True, "json"),
+        ("json", True, False, "json"),
+        ("text", False, True, "text"),
+    ],
+)
+def test_log_format_auto_means_text_only_for_a_person_at_a_terminal(
+    monkeypatch, configured, tty, in_lambda, chosen
+):
+    import sys
+
+    from mcp_common.logs import resolve_format
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
+    if in_lambda:
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "MathFunction")
+    else:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    assert resolve_format(configured) == chosen

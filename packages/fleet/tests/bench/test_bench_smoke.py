@@ -27,8 +27,17 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
     )
     assert code == 0
     report = (out / "report.md").read_text()
-    for section in ("## Cold start", "## Warm path", "## Targets", "## Slowest imports"):
+    for section in (
+        "## Cold start",
+        "## First call after readiness",
+        "## Warm path",
+        "## Targets",
+        "## Slowest imports",
+    ):
         assert section in report
+    assert "| math artifact (MCP_PRIME=false) |" in report
+    assert "| math artifact (MCP_METRICS=false) |" in report
+    assert "| warm p50 with metrics vs without |" in report
     for variant in (
         "math artifact",
         "seed (SAM default build)",

@@ -132,7 +132,7 @@ def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starle
     """The service's ASGI app: Streamable HTTP (stateless, JSON) at `/<name>/mcp`, health,
     and the SnapStart hooks; primed before it reports ready (see lifecycle.py)."""
     settings = settings or AppSettings()
-    configure_logging(settings.runtime.log_level)
+    configure_logging(settings.runtime.log_level, settings.runtime.log_format)
     phases: dict[str, float] = {}
     clock = time.perf_counter()
     tools = discover_tools(spec.tools_package)

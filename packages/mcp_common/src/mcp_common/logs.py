@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -169,20 +170,60 @@ _QUIET_FILTER = _QuietInternalRequests()
 _TOOL_LOGGER = "fastmcp.server.server"
 """Where fastmcp logs tool-call outcomes; filters sit on it (a logger's filters see only
 the records it emits itself, whatever handlers are attached anywhere)."""
-_configured_level: str | None = None
+_configured_level: tuple[str, str] | None = None
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every logger's records to stdout as JSON lines at `level`.
+class TextFormatter(logging.Formatter):
+    """A compact line for a person at a terminal (`LOG_FORMAT=text`): time, level, and the
+    request line's essentials, or the logger and message. Never for machines: CloudWatch
+    and the metrics read JSON."""
+
+    REQUEST_FIELDS = ("tool", "principal", "http_status", "error", "name_excerpt")
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        fields = record.__dict__.get(FIELDS_ATTRIBUTE)
+        if fields is not None and record.name == REQUEST_LOGGER:
+            extras = " ".join(
+                f"{key}={fields[key]}" for key in self.REQUEST_FIELDS[1:] if key in fields
+            )
+            text = (
+                f"{fields.get('service')} {fields.get('mcp_method') or '-'} "
+                f"{fields.get('tool') or ''} {fields.get('outcome')} "
+                f"{fields.get('duration_ms')}ms {extras}"
+            )
+        elif fields is not None:
+            shown = {key: value for key, value in fields.items() if key != "_aws"}
+            text = f"{record.name}: {record.getMessage()} {shown}"
+        else:
+            text = f"{record.name}: {record.getMessage()}"
+        line = f"{stamp} {record.levelname:<7} {' '.join(text.split())}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def resolve_format(configured: str) -> str:
+    """`auto`: readable text at a terminal outside Lambda, JSON lines everywhere else."""
+    if configured != "auto":
+        return configured
+    in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+    return "text" if sys.stdout.isatty() and not in_lambda else "json"
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    """Send every logger's records to stdout at `level`, as JSON lines (or text for a person
+    at a terminal, see resolve_format).
 
     Idempotent and cheap on repeat calls. fastmcp installs its own (rich)
     handlers at import; they are removed so its records flow through ours.
     """
     global _configured_level
-    if _configured_level == level:
+    chosen = resolve_format(log_format)
+    if _configured_level == (level, chosen):
         return
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TextFormatter() if chosen == "text" else JsonFormatter())
     root = logging.getLogger()
     for existing in root.handlers[:]:
         root.removeHandler(existing)
@@ -209,7 +250,7 @@ def configure_logging(level: str = "INFO") -> None:
     chatty_level = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(chatty_level)
-    _configured_level = level
+    _configured_level = (level, chosen)
 
 
 @dataclass

@@ -35,6 +35,10 @@ class RuntimeSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", validation_alias="LOG_LEVEL"
     )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", validation_alias="LOG_FORMAT"
+    )
+    """`auto`: readable text at a terminal outside Lambda, JSON lines everywhere else."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -30,14 +30,27 @@ def run(args: argparse.Namespace) -> int:
         prebuilt = Path(args.artifact).resolve() if args.artifact else None
         variants, artifacts = runner.prepare(root, work, log, prebuilt)
         runner.run_cold(variants, settings.runs, log)
+        ours = variants[0]
+        first_calls = [
+            runner.run_first_calls(ours, settings.runs, log),
+            runner.run_first_calls(ours, settings.runs, log, prime=False),
+        ]
         warm_variants = [v for v in variants if "dev env" not in v.name]
+        # The request line's CloudWatch metrics (EMF), measured against the same service
+        # without them, in the same run.
+        quiet = runner.Variant(
+            f"{ours.name} (MCP_METRICS=false)",
+            ours.command,
+            {**ours.env, "MCP_METRICS": "false"},
+            ours.headers,
+        )
         if not args.no_warm:
-            runner.run_warm(warm_variants, settings, log)
+            runner.run_warm([*warm_variants, quiet], settings, log)
         extra = {} if args.no_sizes else runner.sizes_and_builds(root, work, settings, log)
         importtime = runner.importtime_top(
             artifacts["math artifact"], str(work / "bare-venv" / "bin" / "python")
         )
-        text = report.render(variants, extra, importtime, settings)
+        text = report.render([*variants, quiet], extra, importtime, settings, first_calls)
         (out / "report.md").write_text(text)
         charted = report.chart(variants, out / "chart.png")
         print(text)

@@ -6,7 +6,7 @@ import platform
 import sys
 from pathlib import Path
 
-from fleet.bench.runner import Variant, cpu_model, median, today
+from fleet.bench.runner import FirstCalls, Variant, cpu_model, median, today
 
 TARGETS = {
     "cold": ("math artifact", "seed (SAM default build)", 0.35, "≤"),
@@ -28,11 +28,41 @@ def _verdict(ratio: float, limit: float, sense: str) -> str:
     return "met" if ok else "**missed**"
 
 
+def _first_calls(first_calls: list[FirstCalls]) -> list[str]:
+    lines = [
+        "",
+        "## First call after readiness (health answered → first `tools/call`)",
+        "",
+        (
+            "Fresh connections, as the Web Adapter makes them. Goal: the first call costs at "
+            "most 3 x a warm call + 5 ms, after a plain start and after the SnapStart hooks "
+            "(before-checkpoint, after-restore)."
+        ),
+        "",
+        "| variant | first call ms | warm call ms | bound ms | first after hooks ms | |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for calls in first_calls:
+        first, warm = median(calls.first_ms), median(calls.warm_ms)
+        after = median(calls.after_hooks_ms)
+        bound = 3 * warm + 5
+        verdict = "met" if first <= bound and after <= bound else "**missed**"
+        lines.append(
+            f"| {calls.name} | {first:.1f} | {warm:.1f} | {bound:.1f} | {after:.1f} | {verdict} |"
+        )
+    return lines
+
+
 def render(
-    variants: list[Variant], extra: dict, importtime: list[tuple[str, float, float]], settings
+    variants: list[Variant],
+    extra: dict,
+    importtime: list[tuple[str, float, float]],
+    settings,
+    first_calls: list[FirstCalls] | None = None,
 ) -> str:
     by_name = {variant.name: variant for variant in variants}
     seed = by_name["seed (SAM default build)"]
+    cold = [variant for variant in variants if variant.cold]
     lines = [
         "# Benchmark: cold start, warm path, size and build",
         "",
@@ -49,16 +79,20 @@ def render(
         "| variant | median s | x seed | startup CPU s | peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for variant in variants:
+    for variant in cold:
         lines.append(
             f"| {variant.name} | {_cold(variant):.3f} | {_cold(variant) / _cold(seed):.2f} | "
             f"{median([r.cpu_seconds for r in variant.cold]):.2f} | {median([r.peak_rss_mb for r in variant.cold]):.0f} |"
         )
+    lines += _first_calls(first_calls or [])
     warm = [v for v in variants if v.warm1]
     if warm:
         lines += [
             "",
-            "## Warm path (one process; ours with JSON request logging and API-key auth on)",
+            (
+                "## Warm path (one process; ours with the JSON request line, its CloudWatch "
+                "metrics (EMF) and API-key auth on; the MCP_METRICS=false row: the same, no metrics)"
+            ),
             "",
             "| variant | p50 ms (c=1) | p99 ms (c=1) | rps (c=16) | p50 x seed | rps x seed |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -114,10 +148,17 @@ def render(
         lines.append(
             f"| warm throughput vs seed | {rps:.2f}x | ≥ 0.90x | {_verdict(rps, 0.90, '≥')} |"
         )
+        quiet = by_name.get("math artifact (MCP_METRICS=false)")
+        if quiet is not None and quiet.warm1:
+            cost = _warm(ours, "p50_ms", 1) / _warm(quiet, "p50_ms", 1)
+            lines.append(
+                f"| warm p50 with metrics vs without | {cost:.2f}x | ≤ 1.05x | "
+                f"{_verdict(cost, 1.05, '≤')} |"
+            )
     if importtime:
         lines += [
             "",
-            "## Slowest imports at service start (`python -X importtime`, artifact)",
+            "## Slowest imports at service start (`python -X importtime`, the pruned artifact)",
             "",
             "| module | self ms | cumulative ms |",
             "| --- | ---: | ---: |",
@@ -140,9 +181,10 @@ def chart(variants: list[Variant], path: Path) -> bool:
     except ImportError:
         print("matplotlib is not installed: no chart", file=sys.stderr)
         return False
-    names = [variant.name for variant in variants]
+    cold = [variant for variant in variants if variant.cold]
+    names = [variant.name for variant in cold]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    left.barh(names, [_cold(v) for v in variants], color="#4C72B0")
+    left.barh(names, [_cold(v) for v in cold], color="#4C72B0")
     left.set_xlabel("seconds to first tools/call (median)")
     left.set_title("Cold start")
     left.invert_yaxis()

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet.bench.load import WarmResult, measure
-from fleet.bench.probe import ColdStart, call_once, cold_start, free_port, spawned
+from fleet.bench.probe import (
+    ColdStart,
+    call_once,
+    cold_start,
+    free_port,
+    read_response,
+    request_bytes,
+    spawned,
+)
 from fleet.build import (
     build_service,
     install_flags,
@@ -148,6 +157,71 @@ def prepare(
         ),
     ]
     return variants, {"math artifact": artifact, "seed": seed, "floor": floor}
+
+
+@dataclass
+class FirstCalls:
+    """Ready → first tools/call, warm calls, and the first call after the SnapStart hooks."""
+
+    name: str
+    first_ms: list[float] = field(default_factory=list)
+    warm_ms: list[float] = field(default_factory=list)
+    after_hooks_ms: list[float] = field(default_factory=list)
+
+
+def _timed_call(port: int, headers: dict[str, str]) -> float:
+    """Milliseconds for one tools/call on a fresh connection (as the Web Adapter's)."""
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request_bytes(MCP_PATH, port, headers=headers))
+        status, body, _ = read_response(sock)
+    elapsed = (time.perf_counter() - started) * 1000
+    if status != 200 or b'"result":42' not in body.replace(b" ", b""):
+        raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
+    return elapsed
+
+
+def _post(port: int, path: str) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=70) as sock:
+        head = f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-length: 0\r\n\r\n"
+        sock.sendall(head.encode())
+        return read_response(sock)[0]
+
+
+def run_first_calls(variant: Variant, runs: int, log, prime: bool = True) -> FirstCalls:
+    """For each run: spawn, wait until health answers (the adapter's readiness check), time
+    the first tools/call, then warm calls; then the SnapStart hooks and the first call after."""
+    name = variant.name if prime else f"{variant.name} (MCP_PRIME=false)"
+    result = FirstCalls(name)
+    env = {**variant.env, "MCP_PRIME": "true" if prime else "false"}
+    for _ in range(runs):
+        port = free_port()
+        with spawned(variant.command, {**env, "PORT": str(port)}, cpu=SERVER_CPU) as process:
+            deadline = time.monotonic() + 60
+            while not _healthy(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not become ready")
+                time.sleep(0.002)
+            result.first_ms.append(_timed_call(port, variant.headers))
+            result.warm_ms.append(median([_timed_call(port, variant.headers) for _ in range(20)]))
+            for hook in ("/_lifecycle/before-checkpoint", "/_lifecycle/after-restore"):
+                if _post(port, hook) != 200:
+                    raise RuntimeError(f"{name}: {hook} failed")
+            result.after_hooks_ms.append(_timed_call(port, variant.headers))
+    log(
+        f"first calls ({name}): ready → first {median(result.first_ms):.1f} ms, "
+        f"warm {median(result.warm_ms):.1f} ms, after hooks {median(result.after_hooks_ms):.1f} ms"
+    )
+    return result
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(f"GET /math/health HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode())
+            return read_response(sock)[0] == 200
+    except OSError:
+        return False
 
 
 def run_cold(variants: list[Variant], runs: int, log) -> None:
