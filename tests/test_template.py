@@ -146,6 +146,21 @@ def test_outputs_one_url_per_service(cfn, service):
     assert cfn["Outputs"]["ApiId"]["Value"] == {"Ref": "FleetApi"}
 
 
+def test_sam_cli_reads_the_template_as_sam_build_does(monkeypatch_module):
+    """SAM CLI resolves intrinsics itself before building; a name it mistranslates fails the build.
+
+    (An Output named like a Parameter once made `sam build` crash with "unhashable type: 'list'".)
+    """
+    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+    stacks, _ = SamLocalStackProvider.get_stacks(str(ROOT / "template.yaml"))
+    functions = {f.name: f for f in SamFunctionProvider(stacks).get_all()}
+    assert set(functions) == {function_id(s) for s in SERVICES}
+    for function in functions.values():
+        assert function.metadata["BuildMethod"] == "makefile"
+
+
 def test_secure_defaults():
     template = load_template(ROOT / "template.yaml")
     parameters = template["Parameters"]

@@ -104,7 +104,7 @@ def test_with_cognito_prints_the_client_scopes_and_oauth_configuration():
     outputs = {
         "CognitoPeopleClientId": "people123",
         "CognitoResourceServer": "mcp-fleet",
-        "CognitoCallbackUrls": "http://localhost:6274/oauth/callback,http://localhost:8765/callback",
+        "CognitoPeopleCallbackUrls": "http://localhost:6274/oauth/callback,http://localhost:8765/callback",
     }
     text = client_configuration({"math": f"{API}/math/mcp"}, outputs)
     assert "OAuth client id: people123" in text

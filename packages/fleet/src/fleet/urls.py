@@ -67,7 +67,7 @@ def client_configuration(urls: dict[str, str], outputs: dict[str, str] | None = 
 def _cognito_configuration(urls: dict[str, str], outputs: dict[str, str]) -> str:
     client_id = outputs["CognitoPeopleClientId"]
     resource_server = outputs.get("CognitoResourceServer", "mcp-fleet")
-    callbacks = outputs.get("CognitoCallbackUrls", "(see the CognitoCallbackUrls parameter)")
+    callbacks = outputs.get("CognitoPeopleCallbackUrls", "(see the CognitoCallbackUrls parameter)")
     lines = [
         "# Sign in with Cognito: every service asks for its own scope",
         f"#   OAuth client id: {client_id} (no client secret: authorization code + PKCE)",
