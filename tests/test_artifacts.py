@@ -19,6 +19,8 @@ from fastmcp import Client
 from fleet.testing import example_arguments, start_service
 from fleet.workspace import find_root, service_dirs
 
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
 ROOT = find_root(Path(__file__).parent)
 SERVICES = [service.name for service in service_dirs(ROOT)]
 

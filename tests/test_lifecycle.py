@@ -34,6 +34,8 @@ from fleet.testing import (
 )
 from mcp_common.apikeys import hash_key
 
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
 BEFORE, AFTER = "/_lifecycle/before-checkpoint", "/_lifecycle/after-restore"
 PARAMETER = "/mcp-fleet/api-keys/math"
 KEYS = {"alice": "mcpk_alice_lifecycle_0123456789", "bob": "mcpk_bob_lifecycle_0123456789"}

@@ -20,6 +20,8 @@ from fleet.check import ELF_AARCH64, check_artifacts, elf_machine
 from fleet.cli import main
 from fleet.workspace import FleetError, find_root, service_dirs
 
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
 ROOT = find_root(Path(__file__).parent)
 SERVICES = {service.name: service for service in service_dirs(ROOT)}
 

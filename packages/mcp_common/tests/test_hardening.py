@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from fleet.testing import MCP_HEADERS, app_settings, serve
 from mcp_common.app import create_app
 
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
 ALLOWED_ORIGIN = "https://app.example.com"
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 

@@ -27,6 +27,8 @@ from fleet.testing import (
 )
 from mcp_common.apikeys import hash_key
 
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
 CALL = {
     "jsonrpc": "2.0",

@@ -17,6 +17,8 @@ import pytest
 
 from fleet.testing import MCP_HEADERS, JwtIssuer, dripping_server, silent_listener, start_service
 
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
 CALL = {
     "jsonrpc": "2.0",

@@ -7,11 +7,14 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from fastmcp import Client
 
 from fleet.testing import start_service
 from mcp_common.apikeys import hash_key
 from memory_service.settings import default_sqlite_path
+
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
 KEYS = {"ada": "mcpk_memory_ada_0123456789", "grace": "mcpk_memory_grace_0123456789"}

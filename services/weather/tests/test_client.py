@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 
@@ -119,8 +120,9 @@ async def test_the_error_says_how_long_it_really_took():
     assert elapsed < 3
     message = str(caught.value)
     assert "could not be reached (ConnectError)" in message
-    assert "gave up after 3 attempts in" in message
-    assert "8 s" not in message
+    stated = re.search(r"gave up after 3 attempts in (\d+\.\d) s", message)
+    assert stated, message
+    assert float(stated.group(1)) <= elapsed + 0.05  # what it took, not the 8 s budget
 
 
 async def test_successful_answers_are_cached_for_their_ttl():

@@ -14,6 +14,8 @@ from fastmcp import Client
 
 from fleet.testing import run_script
 
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
 DEADLINE = 2.5
 

@@ -1,8 +1,16 @@
-"""The benchmark runs end to end on tiny settings (numbers are not asserted: they are measured)."""
+"""The benchmark runs end to end on tiny settings (numbers are not asserted: they are measured).
+
+The warm path is left out here (it is the slowest part and has tests of its own in
+test_runner.py and test_report.py), so this stays a smoke test of the whole command.
+"""
 
 from __future__ import annotations
 
+import pytest
+
 from fleet.cli import main
+
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
 
 
 def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
@@ -14,12 +22,7 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
             str(host_twins["math"]),
             "--runs",
             "1",
-            "--warm-runs",
-            "1",
-            "--requests",
-            "30",
-            "--seconds",
-            "0.3",
+            "--no-warm",
             "--no-sizes",
             "--out",
             str(out),
@@ -30,14 +33,12 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
     for section in (
         "## Cold start",
         "## First call after readiness",
-        "## Warm path",
         "## Targets",
         "## Slowest imports",
     ):
         assert section in report
+    assert "## Warm path" not in report  # --no-warm
     assert "| math artifact (MCP_PRIME=false) |" in report
-    assert "| math artifact (MCP_METRICS=false) |" in report
-    assert "| warm p50 with metrics vs without |" in report
     for variant in (
         "math artifact",
         "seed (SAM default build)",
@@ -46,3 +47,4 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
     ):
         assert f"| {variant} |" in report
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "[bench] wrote" in capsys.readouterr().out

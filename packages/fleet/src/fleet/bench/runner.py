@@ -250,12 +250,18 @@ def run_warm(variants: list[Variant], settings: Settings, log) -> None:
                     time.sleep(0.01)
                 warm_up = min(300, settings.requests * 10)
                 measure(port, MCP_PATH, 4, warm_up, settings.seconds * 10, variant.headers)
-                variant.warm1.append(
-                    measure(port, MCP_PATH, 1, settings.requests, settings.seconds, variant.headers)
-                )
-                variant.warm16.append(
-                    measure(port, MCP_PATH, 16, 10**9, settings.seconds, variant.headers)
-                )
+                for concurrency, requests, results in (
+                    (1, settings.requests, variant.warm1),
+                    (16, 10**9, variant.warm16),
+                ):
+                    result = measure(
+                        port, MCP_PATH, concurrency, requests, settings.seconds, variant.headers
+                    )
+                    if result.errors:  # timings of refused requests would measure the refusal
+                        raise RuntimeError(
+                            f"{variant.name}: {result.errors} requests did not answer 200"
+                        )
+                    results.append(result)
         log(
             f"warm run {index + 1}/{settings.warm_runs}: "
             + ", ".join(
