@@ -29,6 +29,7 @@ from fleet.testing import (
     AWS_TEST_ENV,
     MCP_HEADERS,
     RunningService,
+    loopback_http,
     moto_server,
     start_service,
 )
@@ -55,7 +56,7 @@ def call(base: str, key: str, arguments: dict | None = None) -> tuple[float, htt
         "params": {"name": "add", "arguments": arguments or {"a": 40, "b": 2}},
     }
     started = time.perf_counter()
-    response = httpx.post(
+    response = loopback_http().post(
         f"{base}/math/mcp", json=body, headers={**MCP_HEADERS, "x-api-key": key}, timeout=20
     )
     return time.perf_counter() - started, response
@@ -125,17 +126,19 @@ def test_snapstart_hooks_then_a_revoked_key_is_refused(twin, ssm):
     _, client = ssm
     assert call(twin.base, KEYS["bob"])[1].status_code == 200
 
-    checkpoint = httpx.post(f"{twin.base}{BEFORE}", timeout=60)
+    checkpoint = loopback_http().post(f"{twin.base}{BEFORE}", timeout=60)
     assert checkpoint.status_code == 200, checkpoint.text
     # While "in storage", bob's key is revoked.
     client.put_parameter(
         Name=PARAMETER, Value=records("alice"), Type="SecureString", Overwrite=True
     )
     started = time.monotonic()
-    restore = httpx.post(f"{twin.base}{AFTER}", timeout=10)
+    restore = loopback_http().post(f"{twin.base}{AFTER}", timeout=10)
     assert restore.status_code == 200, restore.text
     assert time.monotonic() - started < 10  # Lambda allows the whole restore 10 s
-    assert httpx.get(f"{twin.base}/math/health").status_code == 200  # the readiness re-check
+    assert (
+        loopback_http().get(f"{twin.base}/math/health").status_code == 200
+    )  # the readiness re-check
 
     imports = imports_logged(twin.output())
     _, first = call(twin.base, KEYS["alice"])
@@ -150,8 +153,8 @@ def test_snapstart_hooks_then_a_revoked_key_is_refused(twin, ssm):
 
 
 def test_hooks_answer_only_post(twin):
-    assert httpx.get(f"{twin.base}{BEFORE}").status_code == 405
-    assert httpx.get(f"{twin.base}{AFTER}").status_code == 405
+    assert loopback_http().get(f"{twin.base}{BEFORE}").status_code == 405
+    assert loopback_http().get(f"{twin.base}{AFTER}").status_code == 405
 
 
 def test_startup_is_a_single_ready_line_with_phases(twin):

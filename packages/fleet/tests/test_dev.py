@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx2 as httpx
 import pytest
 from fastmcp import Client
 
 from fleet.dev import build_fleet_app
-from fleet.testing import MCP_HEADERS, serve
+from fleet.testing import MCP_HEADERS, loopback_http, serve
 from fleet.workspace import find_root, service_dirs
 
 
@@ -20,7 +19,7 @@ def fleet_url() -> Iterator[str]:
 
 
 def test_catalog_lists_every_service_with_urls_and_tools(fleet_url):
-    catalog = httpx.get(f"{fleet_url}/").json()
+    catalog = loopback_http().get(f"{fleet_url}/").json()
     by_name = {service["name"]: service for service in catalog["services"]}
     assert set(by_name) == {service.name for service in service_dirs(find_root())}
     math = by_name["math"]
@@ -31,7 +30,7 @@ def test_catalog_lists_every_service_with_urls_and_tools(fleet_url):
 
 def test_each_service_answers_at_its_paths(fleet_url):
     for service in service_dirs(find_root()):
-        health = httpx.get(f"{fleet_url}/{service.name}/health")
+        health = loopback_http().get(f"{fleet_url}/{service.name}/health")
         assert health.status_code == 200
         assert health.json()["service"] == service.name
 
@@ -42,6 +41,6 @@ async def test_mcp_client_through_the_fleet(fleet_url):
 
 
 def test_unknown_service_is_404_with_hints(fleet_url):
-    response = httpx.post(f"{fleet_url}/nope/mcp", json={}, headers=MCP_HEADERS)
+    response = loopback_http().post(f"{fleet_url}/nope/mcp", json={}, headers=MCP_HEADERS)
     assert response.status_code == 404
     assert "/math/mcp" in response.json()["services"]

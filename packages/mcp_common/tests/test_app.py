@@ -7,7 +7,7 @@ import pytest
 from fastmcp import Client
 from mcp.client import Client as SDKClient
 
-from fleet.testing import MCP_HEADERS
+from fleet.testing import MCP_HEADERS, loopback_http
 
 CALL_ECHO = {
     "jsonrpc": "2.0",
@@ -20,12 +20,12 @@ CALL_ECHO = {
 def post(url: str, body: object | str, headers: dict[str, str] | None = None) -> httpx.Response:
     merged = {**MCP_HEADERS, **(headers or {})}
     if isinstance(body, str):
-        return httpx.post(url, content=body, headers=merged, timeout=10)
-    return httpx.post(url, json=body, headers=merged, timeout=10)
+        return loopback_http().post(url, content=body, headers=merged, timeout=10)
+    return loopback_http().post(url, json=body, headers=merged, timeout=10)
 
 
 def test_health_reports_name_and_version(sample_url):
-    response = httpx.get(f"{sample_url}/sample/health")
+    response = loopback_http().get(f"{sample_url}/sample/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "service": "sample", "version": "0+unknown"}
 
@@ -40,12 +40,12 @@ def test_endpoint_answers_with_and_without_trailing_slash(sample_url, path):
 
 def test_no_redirects_anywhere(sample_url):
     for path in ("/sample/mcp/", "/sample/health/", "/sample/"):
-        response = httpx.post(sample_url + path, json=CALL_ECHO, headers=MCP_HEADERS)
+        response = loopback_http().post(sample_url + path, json=CALL_ECHO, headers=MCP_HEADERS)
         assert response.status_code not in (301, 302, 307, 308), path
 
 
 def test_get_is_method_not_allowed(sample_url):
-    assert httpx.get(f"{sample_url}/sample/mcp", headers=MCP_HEADERS).status_code == 405
+    assert loopback_http().get(f"{sample_url}/sample/mcp", headers=MCP_HEADERS).status_code == 405
 
 
 def test_malformed_json_is_a_parse_error(sample_url):
@@ -55,7 +55,7 @@ def test_malformed_json_is_a_parse_error(sample_url):
 
 
 def test_missing_accept_is_not_acceptable(sample_url):
-    response = httpx.post(
+    response = loopback_http().post(
         f"{sample_url}/sample/mcp",
         json=CALL_ECHO,
         headers={"content-type": "application/json", "accept": "text/html"},

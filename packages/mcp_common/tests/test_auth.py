@@ -14,7 +14,7 @@ import httpx2 as httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from fleet.testing import MCP_HEADERS, JwtIssuer, app_settings, fake_aws, serve
+from fleet.testing import MCP_HEADERS, JwtIssuer, app_settings, fake_aws, loopback_http, serve
 from mcp_common.apikeys import (
     ApiKeyRecord,
     ApiKeyStore,
@@ -50,7 +50,7 @@ LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
 
 def post(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(
+    return loopback_http().post(
         f"{url}/sample/mcp", json=LIST_TOOLS, headers={**MCP_HEADERS, **(headers or {})}
     )
 
@@ -99,7 +99,7 @@ class TestApiKeys:
         assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
     def test_health_stays_open(self, keyed_url):
-        assert httpx.get(f"{keyed_url}/sample/health").status_code == 200
+        assert loopback_http().get(f"{keyed_url}/sample/health").status_code == 200
 
     def test_non_bearer_scheme_is_not_a_credential(self, keyed_url):
         response = post(keyed_url, {"authorization": f"Basic {KEYS['alice']}"})
@@ -378,7 +378,7 @@ class TestJwt:
         assert 'scope="mcp:call"' in challenge
 
     def test_resource_metadata_document(self, jwt_url, issuer):
-        response = httpx.get(f"{jwt_url}/.well-known/oauth-protected-resource/sample/mcp")
+        response = loopback_http().get(f"{jwt_url}/.well-known/oauth-protected-resource/sample/mcp")
         assert response.status_code == 200
         assert response.json() == {
             "resource": f"{jwt_url}/sample/mcp",

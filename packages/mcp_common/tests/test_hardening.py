@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet.testing import MCP_HEADERS, app_settings, serve
+from fleet.testing import MCP_HEADERS, app_settings, loopback_http, serve
 from mcp_common.app import create_app
 
 pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
@@ -38,8 +38,8 @@ def url(sample_spec) -> Iterator[str]:
 def post(url: str, body: object = LIST_TOOLS, **headers: str) -> httpx.Response:
     merged = {**MCP_HEADERS, **{k.replace("_", "-"): v for k, v in headers.items()}}
     if isinstance(body, bytes):
-        return httpx.post(f"{url}/sample/mcp", content=body, headers=merged)
-    return httpx.post(f"{url}/sample/mcp", json=body, headers=merged)
+        return loopback_http().post(f"{url}/sample/mcp", content=body, headers=merged)
+    return loopback_http().post(f"{url}/sample/mcp", json=body, headers=merged)
 
 
 class TestHostAndOrigin:
@@ -60,7 +60,7 @@ class TestHostAndOrigin:
 
     def test_health_answers_the_local_readiness_check(self, url):
         # The Web Adapter polls 127.0.0.1:$PORT; loopback hosts are always allowed.
-        assert httpx.get(f"{url}/sample/health").status_code == 200
+        assert loopback_http().get(f"{url}/sample/health").status_code == 200
 
 
 class TestCors:
@@ -108,7 +108,7 @@ class TestRequestGuard:
                 yield b"x" * 1024
             yield b'"}}'
 
-        response = httpx.post(f"{url}/sample/mcp", content=chunks(), headers=MCP_HEADERS)
+        response = loopback_http().post(f"{url}/sample/mcp", content=chunks(), headers=MCP_HEADERS)
         assert response.status_code == 413
 
     @pytest.mark.parametrize(
@@ -216,7 +216,7 @@ def test_hostile_json_is_a_4xx_jsonrpc_error_and_no_traceback(roomy_url, log_lin
     "header", [b"x-amzn-request-context", b"x-amzn-lambda-context", b"x-amzn-trace-id"]
 )
 def test_hostile_json_headers_are_ignored(roomy_url, log_lines, header):
-    response = httpx.post(
+    response = loopback_http().post(
         f"{roomy_url}/sample/mcp",
         json=LIST_TOOLS,
         headers={**MCP_HEADERS, header.decode(): "[" * 12_000},
@@ -323,13 +323,12 @@ BODIES = st.one_of(
 @given(body=BODIES, headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=4))
 def test_no_input_produces_a_server_error(roomy_url, log_lines, body, headers):
     merged = {**MCP_HEADERS, **headers}
-    with httpx.Client(timeout=10) as client:
-        for method in ("POST", "PUT"):
-            response = client.request(
-                method, f"{roomy_url}/sample/mcp", content=body, headers=merged
-            )
-            assert response.status_code < 500, (response.status_code, response.text)
-            assert "Traceback" not in response.text
+    for method in ("POST", "PUT"):
+        response = loopback_http().request(
+            method, f"{roomy_url}/sample/mcp", content=body, headers=merged
+        )
+        assert response.status_code < 500, (response.status_code, response.text)
+        assert "Traceback" not in response.text
     assert "Traceback" not in log_lines.stream.getvalue()
 
 

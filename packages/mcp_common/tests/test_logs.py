@@ -8,7 +8,7 @@ import logging
 import httpx2 as httpx
 import pytest
 
-from fleet.testing import MCP_HEADERS
+from fleet.testing import MCP_HEADERS, loopback_http
 from mcp_common.logs import JsonFormatter, lambda_request_ids
 
 LAMBDA_HEADERS = {
@@ -24,7 +24,9 @@ def call(url: str, name: str, arguments: dict, headers: dict | None = None) -> h
         "method": "tools/call",
         "params": {"name": name, "arguments": arguments},
     }
-    return httpx.post(f"{url}/sample/mcp", json=body, headers={**MCP_HEADERS, **(headers or {})})
+    return loopback_http().post(
+        f"{url}/sample/mcp", json=body, headers={**MCP_HEADERS, **(headers or {})}
+    )
 
 
 def test_formatter_writes_one_json_object_per_record():
@@ -113,7 +115,7 @@ def test_hostile_tool_names_never_reach_the_log_whole(sample_url, log_lines, nam
 
 def test_hostile_method_names_never_reach_the_log_whole(sample_url, log_lines):
     body = {"jsonrpc": "2.0", "id": 1, "method": "A" * 1_000_000}
-    httpx.post(f"{sample_url}/sample/mcp", json=body, headers=MCP_HEADERS, timeout=10)
+    loopback_http().post(f"{sample_url}/sample/mcp", json=body, headers=MCP_HEADERS, timeout=10)
     [line] = log_lines.requests()
     assert line["mcp_method"] == "(invalid)"
     assert line["name_excerpt"].startswith("AAAA")
@@ -152,14 +154,14 @@ def test_every_line_is_capped_and_still_json():
 
 
 def test_transport_rejections_are_logged_as_protocol_errors(sample_url, log_lines):
-    httpx.post(f"{sample_url}/sample/mcp", content="{bad", headers=MCP_HEADERS)
+    loopback_http().post(f"{sample_url}/sample/mcp", content="{bad", headers=MCP_HEADERS)
     [line] = log_lines.requests()
     assert line["outcome"] == "protocol_error"
     assert line["http_status"] == 400
 
 
 def test_health_is_not_an_mcp_request(sample_url, log_lines):
-    httpx.get(f"{sample_url}/sample/health")
+    loopback_http().get(f"{sample_url}/sample/health")
     assert log_lines.requests() == []
 
 

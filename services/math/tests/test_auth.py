@@ -22,6 +22,7 @@ from fleet.testing import (
     MCP_HEADERS,
     JwtIssuer,
     RunningService,
+    loopback_http,
     serve,
     start_service,
 )
@@ -60,7 +61,9 @@ def env(**values: str) -> dict[str, str]:
 
 
 def post(base: str, body: object = CALL, **headers: str) -> httpx.Response:
-    return httpx.post(f"{base}/math/mcp", json=body, headers={**MCP_HEADERS, **headers}, timeout=30)
+    return loopback_http().post(
+        f"{base}/math/mcp", json=body, headers={**MCP_HEADERS, **headers}, timeout=30
+    )
 
 
 def status(base: str, **headers: str) -> int:
@@ -93,14 +96,16 @@ class TestApiKeys:
             f'resource_metadata="{keyed.base}/.well-known/oauth-protected-resource/math/mcp"'
             in challenge
         )
-        metadata = httpx.get(f"{keyed.base}/.well-known/oauth-protected-resource/math/mcp")
+        metadata = loopback_http().get(
+            f"{keyed.base}/.well-known/oauth-protected-resource/math/mcp"
+        )
         assert metadata.json()["resource"] == f"{keyed.base}/math/mcp"
 
     def test_an_unauthenticated_body_is_never_buffered(self, keyed):
         """A body far over MCP_MAX_BODY_BYTES, sent without a credential, is refused by auth
         (401), not read and measured (413)."""
         big = b'{"jsonrpc": "2.0", "id": 1, "method": "' + b"A" * 3_000_000 + b'"}'
-        response = httpx.post(f"{keyed.base}/math/mcp", content=big, headers=MCP_HEADERS)
+        response = loopback_http().post(f"{keyed.base}/math/mcp", content=big, headers=MCP_HEADERS)
         assert response.status_code == 401
 
     def test_refusals_name_no_key_in_a_header(self, keyed):
@@ -312,9 +317,11 @@ class TestCognito:
         assert post(cognito_service.base, **self.bearer(token)).status_code == 200
 
     def test_resource_metadata_leads_to_the_pool_and_the_scope(self, cognito_service):
-        metadata = httpx.get(
-            f"{cognito_service.base}/.well-known/oauth-protected-resource/math/mcp"
-        ).json()
+        metadata = (
+            loopback_http()
+            .get(f"{cognito_service.base}/.well-known/oauth-protected-resource/math/mcp")
+            .json()
+        )
         assert metadata["authorization_servers"] == [COGNITO_ISSUER]
         assert metadata["scopes_supported"] == ["mcp-fleet/math"]
         assert metadata["resource"] == f"{cognito_service.base}/math/mcp"

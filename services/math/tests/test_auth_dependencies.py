@@ -15,7 +15,14 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from fleet.testing import MCP_HEADERS, JwtIssuer, dripping_server, silent_listener, start_service
+from fleet.testing import (
+    MCP_HEADERS,
+    JwtIssuer,
+    dripping_server,
+    loopback_http,
+    silent_listener,
+    start_service,
+)
 
 pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
 
@@ -39,7 +46,9 @@ def env(**values: str) -> dict[str, str]:
 
 
 def post(base: str, body: object = CALL, **headers: str) -> httpx.Response:
-    return httpx.post(f"{base}/math/mcp", json=body, headers={**MCP_HEADERS, **headers}, timeout=30)
+    return loopback_http().post(
+        f"{base}/math/mcp", json=body, headers={**MCP_HEADERS, **headers}, timeout=30
+    )
 
 
 def test_a_bad_key_store_fails_closed_and_logs_no_value():

@@ -7,12 +7,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2 as httpx
 import pytest
 from fastmcp import Client
 from mcp.client import Client as SDKClient
 
-from fleet.testing import MCP_HEADERS, RunningService, start_service
+from fleet.testing import MCP_HEADERS, RunningService, loopback_http, start_service
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
 CALL_ADD = {
@@ -46,7 +45,7 @@ def test_run_sh_is_executable():
 
 def test_tools_list_over_raw_http(base_url):
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    response = httpx.post(
+    response = loopback_http().post(
         f"{base_url}/math/mcp",
         json=body,
         headers={**MCP_HEADERS, "mcp-protocol-version": "2025-06-18"},
@@ -87,7 +86,7 @@ def test_unsupported_version_gets_sep_2575_error_with_its_id(base_url):
         },
     }
     headers = {**MCP_HEADERS, "mcp-protocol-version": "v999.0.0", "mcp-method": "server/discover"}
-    response = httpx.post(f"{base_url}/math/mcp", json=body, headers=headers)
+    response = loopback_http().post(f"{base_url}/math/mcp", json=body, headers=headers)
     assert response.status_code == 400
     answer = response.json()
     assert answer["id"] == 301
@@ -99,10 +98,14 @@ def test_deeply_nested_json_is_a_4xx_and_the_service_stays_healthy(service):
     """Regression: 100,000 nested `[` in params crashed the guard's json.loads (500)."""
     nested = b"[" * 100_000 + b"]" * 100_000
     body = b'{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"x":' + nested + b"}}"
-    response = httpx.post(f"{service.base}/math/mcp", content=body, headers=MCP_HEADERS)
+    response = loopback_http().post(f"{service.base}/math/mcp", content=body, headers=MCP_HEADERS)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32700
-    assert httpx.post(f"{service.base}/math/mcp", json=CALL_ADD, headers=MCP_HEADERS).is_success
+    assert (
+        loopback_http()
+        .post(f"{service.base}/math/mcp", json=CALL_ADD, headers=MCP_HEADERS)
+        .is_success
+    )
     assert "Traceback" not in service.output()
     protocol_errors = [
         line
@@ -114,7 +117,7 @@ def test_deeply_nested_json_is_a_4xx_and_the_service_stays_healthy(service):
 
 def test_stdout_is_json_lines_only(service):
     """Every line the process prints is one JSON object (CloudWatch-ready), including request lines."""
-    httpx.post(f"{service.base}/math/mcp", json=CALL_ADD, headers=MCP_HEADERS)
+    loopback_http().post(f"{service.base}/math/mcp", json=CALL_ADD, headers=MCP_HEADERS)
     requests = service.request_lines()  # log_entries() fails on any non-JSON line
     described = [(r.get("mcp_method"), r.get("tool"), r["outcome"]) for r in requests]
     assert ("tools/call", "add", "ok") in described

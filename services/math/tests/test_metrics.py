@@ -16,7 +16,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from fleet.testing import MCP_HEADERS, RunningService, start_service
+from fleet.testing import MCP_HEADERS, RunningService, loopback_http, start_service
 from mcp_common.apikeys import hash_key
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
@@ -90,7 +90,7 @@ def service() -> Iterator[RunningService]:
 
 def post(base: str, body: object, key: str | None = KEY, **headers: str) -> httpx.Response:
     merged = {**MCP_HEADERS, **({"x-api-key": key} if key else {}), **headers}
-    return httpx.post(f"{base}/math/mcp", json=body, headers=merged, timeout=20)
+    return loopback_http().post(f"{base}/math/mcp", json=body, headers=merged, timeout=20)
 
 
 def call(name: str, arguments: dict) -> dict:
