@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,23 +62,39 @@ class SQLiteStore:
         self.path = path
         self.limits = limits
         self._ready = False
+        self._first_use = threading.Lock()
 
     def close(self) -> None:
         """Nothing stays open between calls."""
         return
 
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+
+    def _prepare(self) -> None:
+        """Create the folder, switch to WAL and create the schema, once per process.
+
+        One thread at a time: concurrent first calls racing to change the journal mode
+        get "database is locked" at once, without waiting out the busy timeout.
+        """
+        with self._first_use:
+            if self._ready:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = self._connect()
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(SCHEMA)
+            finally:
+                connection.close()
+            self._ready = True
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
+            self._prepare()
+        connection = self._connect()
         try:
-            if not self._ready:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(SCHEMA)
-                self._ready = True
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
