@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from fleet.build import build_service
 from fleet.testing import once, shared_dir
-from fleet.workspace import find_root, service_dirs
+from fleet.workspace import ServiceDir, find_root, service_dirs
 
 ROOT = find_root(Path(__file__).parent)
 
@@ -33,18 +34,54 @@ def pytest_configure(config: pytest.Config) -> None:
     sys.dont_write_bytecode = False
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than there are cores. A good part of the suite waits on
+    servers it started (readiness, hung and dripping dependencies, deadlines), and the
+    extra worker runs tests in those gaps."""
+    return (os.cpu_count() or 1) + 1
+
+
+SHARED_BUILDS = ("host_twins", "lambda_build")
+"""Session fixtures that build artifacts once per run (see `once`): a module's first such
+fixture decides which build it waits for."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules marked `slow` run first (longest first is what keeps parallel workers
-    finishing together); otherwise collection order, each module's tests together.
-    pytest-xdist hands out whole files in this order (`--no-loadscope-reorder`)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Modules marked `slow` run first, so the two workers finish together; among them,
+    those waiting for different builds alternate, so the first two modules start both
+    builds at once instead of one worker idling behind the other's build. Otherwise
+    collection order, each module's tests together (pytest-xdist hands out whole files in
+    this order: `--no-loadscope-reorder`)."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def build_of(module: list[pytest.Item]) -> str:
+        needed = set().union(*(item.fixturenames for item in module))
+        return next((name for name in SHARED_BUILDS if name in needed), "")
+
+    queues: dict[str, list[list[pytest.Item]]] = {}
+    rest: list[list[pytest.Item]] = []
+    for module in modules.values():
+        if module[0].get_closest_marker("slow") is None:
+            rest.append(module)
+        else:
+            queues.setdefault(build_of(module), []).append(module)
+    slow = [queue.pop(0) for _ in range(len(modules)) for queue in queues.values() if queue]
+    items[:] = [item for module in (*slow, *rest) for item in module]
 
 
 def _build_all(platform: str):
+    """Every service's artifact, built side by side: a build is mostly waiting on uv and
+    the compiler in subprocesses, and the workers that need the artifacts wait meanwhile."""
+
     def make(target: Path) -> None:
-        for service in service_dirs(ROOT):
+        def build(service: ServiceDir) -> None:
             out = target / f"{service.name.capitalize()}Function"
             build_service(ROOT, service, out, platform, log=lambda _: None)  # type: ignore[arg-type]
+
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(build, service_dirs(ROOT)))  # list(): re-raises a failed build
 
     return make
 

@@ -23,6 +23,7 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
             "--runs",
             "1",
             "--no-warm",
+            "--no-dev-env",
             "--no-sizes",
             "--out",
             str(out),
@@ -38,13 +39,14 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
     ):
         assert section in report
     assert "## Warm path" not in report  # --no-warm
+    assert "| math (dev env) cold start vs seed (dev env) | not measured |" in report
     assert "| math artifact (MCP_PRIME=false) |" in report
     for variant in (
         "math artifact",
         "seed (SAM default build)",
         "floor (bare ASGI)",
-        "math (dev env)",
     ):
         assert f"| {variant} |" in report
+    assert "| math (dev env) |" not in report  # --no-dev-env
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "[bench] wrote" in capsys.readouterr().out

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         prebuilt = Path(args.artifact).resolve() if args.artifact else None
         variants, artifacts = runner.prepare(root, work, log, prebuilt)
+        if args.no_dev_env:
+            variants = [v for v in variants if "dev env" not in v.name]
         runner.run_cold(variants, settings.runs, log)
         ours = variants[0]
         first_calls = [
@@ -82,6 +84,11 @@ def add_parser(commands: Any) -> None:
         help="a math host twin already built (`fleet build math --platform host --out DIR`)",
     )
     bench.add_argument("--no-warm", action="store_true", help="skip the warm-path measurements")
+    bench.add_argument(
+        "--no-dev-env",
+        action="store_true",
+        help="skip the cold starts from the dev environment (math and seed, not built)",
+    )
     bench.add_argument("--no-sizes", action="store_true", help="skip sizes and build times")
     bench.add_argument("--no-cold-build", action="store_true", help="skip the empty-cache build")
     bench.set_defaults(handler=run)

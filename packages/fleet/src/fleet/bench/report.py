@@ -136,6 +136,9 @@ def render(
         "math artifact cold start vs seed (SAM default build)": TARGETS["cold"],
         "math (dev env) cold start vs seed (dev env)": TARGETS["dev"],
     }.items():
+        if not (ours in by_name and base in by_name):
+            lines.append(f"| {label} | not measured | {sense} {limit}x | |")
+            continue
         ratio = _cold(by_name[ours]) / _cold(by_name[base])
         lines.append(
             f"| {label} | {ratio:.2f}x | {sense} {limit}x | {_verdict(ratio, limit, sense)} |"
