@@ -19,8 +19,8 @@ async def failure(client, tool: str, **arguments) -> str:
 
 async def test_tools_are_published_read_only_and_open_world(client):
     tools = {tool.name: tool for tool in await client.list_tools()}
-    assert set(tools) == {"geocode", "get_current_weather", "get_forecast"}
-    for tool in tools.values():
+    assert {"geocode", "get_current_weather", "get_forecast"} <= set(tools)  # what weather ships
+    for tool in tools.values():  # every discovered tool
         assert tool.annotations.read_only_hint is True
         assert tool.annotations.open_world_hint is True
         assert tool.output_schema is not None
