@@ -7,7 +7,6 @@ through run.sh. Hung and dripping dependencies are stand-ins on loopback.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,8 +19,10 @@ import pytest
 
 from fleet.testing import (
     MCP_HEADERS,
+    UNREACHABLE_AWS,
     JwtIssuer,
     RunningService,
+    dev_env,
     loopback_http,
     serve,
     start_service,
@@ -48,16 +49,6 @@ RECORDS = [
         "expires": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
     },
 ]
-HUNG_AWS = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def env(**values: str) -> dict[str, str]:
-    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **values}
 
 
 def post(base: str, body: object = CALL, **headers: str) -> httpx.Response:
@@ -72,7 +63,7 @@ def status(base: str, **headers: str) -> int:
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[RunningService]:
-    settings = env(MCP_AUTH="api_key", MCP_API_KEYS=json.dumps(RECORDS))
+    settings = dev_env(MCP_AUTH="api_key", MCP_API_KEYS=json.dumps(RECORDS))
     with start_service(RUN_SH, "/math/health", settings) as service:
         yield service
 
@@ -158,7 +149,7 @@ class TestApiKeys:
 
 
 def test_the_gateway_context_is_trusted_under_the_web_adapter():
-    settings = env(
+    settings = dev_env(
         MCP_AUTH="api_key",
         MCP_API_KEYS=json.dumps(RECORDS),
         AWS_LAMBDA_FUNCTION_NAME="MathFunction",  # as in Lambda
@@ -178,7 +169,9 @@ def test_the_gateway_context_is_trusted_under_the_web_adapter():
 
 
 def test_an_empty_env_source_does_not_shadow_the_real_one():
-    settings = env(MCP_AUTH="api_key", MCP_API_KEYS="", MCP_API_KEYS_SSM_PARAMETER="/p", **HUNG_AWS)
+    settings = dev_env(
+        MCP_AUTH="api_key", MCP_API_KEYS="", MCP_API_KEYS_SSM_PARAMETER="/p", **UNREACHABLE_AWS
+    )
     result = subprocess.run(
         [
             sys.executable,
@@ -205,7 +198,7 @@ def issuer() -> JwtIssuer:
 @pytest.fixture(scope="module")
 def jwt_service(issuer) -> Iterator[RunningService]:
     with serve(issuer.jwks_app()) as jwks_base:
-        settings = env(
+        settings = dev_env(
             MCP_AUTH="jwt",
             MCP_JWT_JWKS_URI=f"{jwks_base}/.well-known/jwks.json",
             MCP_JWT_ISSUER=issuer.issuer,
@@ -245,7 +238,7 @@ class TestJwt:
 )
 def test_misconfiguration_refuses_to_start_with_a_clear_message(values, message):
     result = subprocess.run(
-        [str(RUN_SH)], env=env(PORT="1", **values), capture_output=True, timeout=60, check=False
+        [str(RUN_SH)], env=dev_env(PORT="1", **values), capture_output=True, timeout=60, check=False
     )
     assert result.returncode == 2
     line = json.loads(result.stdout.decode().strip().splitlines()[-1])
@@ -266,7 +259,7 @@ def cognito() -> JwtIssuer:
 def cognito_service(cognito) -> Iterator[RunningService]:
     """The math service as template.yaml wires it when EnableCognito=true."""
     with serve(cognito.jwks_app()) as jwks_base:
-        settings = env(
+        settings = dev_env(
             MCP_AUTH="jwt",
             MCP_JWT_JWKS_URI=f"{jwks_base}/.well-known/jwks.json",
             MCP_JWT_ISSUER=COGNITO_ISSUER,

@@ -6,8 +6,6 @@ names the cause without echoing a value.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,9 @@ import pytest
 
 from fleet.testing import (
     MCP_HEADERS,
+    UNREACHABLE_AWS,
     JwtIssuer,
+    dev_env,
     dripping_server,
     loopback_http,
     silent_listener,
@@ -33,16 +33,6 @@ CALL = {
     "method": "tools/call",
     "params": {"name": "add", "arguments": {"a": 1, "b": 2}},
 }
-HUNG_AWS = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def env(**values: str) -> dict[str, str]:
-    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **values}
 
 
 def post(base: str, body: object = CALL, **headers: str) -> httpx.Response:
@@ -55,7 +45,7 @@ def test_a_bad_key_store_fails_closed_and_logs_no_value():
     """Regression: a raw key pasted where its hash belongs was logged by pydantic's
     input_value. (Other bad stores, in-process: packages/mcp_common/tests/test_auth.py.)"""
     store = '[{"name": "ci", "sha256": "mcpk_raw_key_pasted_here_0123456789", "services": ["*"]}]'
-    settings = env(MCP_AUTH="api_key", MCP_API_KEYS=store)
+    settings = dev_env(MCP_AUTH="api_key", MCP_API_KEYS=store)
     with start_service(RUN_SH, "/math/health", settings) as service:
         response = post(service.base, **{"x-api-key": "anything"})
         assert response.status_code == 503
@@ -69,12 +59,12 @@ def test_a_hung_key_store_never_hangs_the_service():
     """Regression: readiness took 3 min, requests 180 s, and the tool deadline answered 200
     for an unauthenticated tools/call."""
     with silent_listener() as hung:
-        settings = env(
+        settings = dev_env(
             MCP_AUTH="api_key",
             MCP_API_KEYS_SSM_PARAMETER="/mcp-fleet/api-keys/math",
             AWS_ENDPOINT_URL_SSM=hung,
             MCP_TOOL_TIMEOUT_SECONDS="1",
-            **HUNG_AWS,
+            **UNREACHABLE_AWS,
         )
         started = time.monotonic()
         with start_service(RUN_SH, "/math/health", settings, timeout=30) as service:
@@ -116,7 +106,7 @@ def test_a_dripping_jwks_is_cut_off_by_its_budget(issuer):
     """Regression: a JWKS sending one byte every 3 s held requests for 200 s."""
     jwks = json.dumps(issuer.jwks()).encode()
     with dripping_server(jwks, seconds_per_byte=3) as drip:
-        settings = env(
+        settings = dev_env(
             MCP_AUTH="jwt",
             MCP_JWT_JWKS_URI=f"{drip}/.well-known/jwks.json",
             MCP_JWT_ISSUER=issuer.issuer,

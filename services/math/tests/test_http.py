@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from fastmcp import Client
 from mcp.client import Client as SDKClient
 
-from fleet.testing import MCP_HEADERS, RunningService, loopback_http, start_service
+from fleet.testing import MCP_HEADERS, RunningService, dev_env, loopback_http, start_service
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
 CALL_ADD = {
@@ -22,15 +21,10 @@ CALL_ADD = {
 }
 
 
-def _env() -> dict[str, str]:
-    """This environment's interpreter first on PATH, as `uv run` or an activated venv has it."""
-    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-
 @pytest.fixture(scope="module")
 def service() -> Iterator[RunningService]:
     """run.sh started with $PORT, exactly what the Web Adapter runs."""
-    with start_service(RUN_SH, "/math/health", env=_env()) as running:
+    with start_service(RUN_SH, "/math/health", env=dev_env()) as running:
         yield running
 
 

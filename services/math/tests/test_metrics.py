@@ -6,8 +6,6 @@ https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedd
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from fleet.testing import MCP_HEADERS, RunningService, loopback_http, start_service
+from fleet.testing import MCP_HEADERS, RunningService, dev_env, loopback_http, start_service
 from mcp_common.apikeys import hash_key
 
 RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
@@ -69,16 +67,12 @@ def emf_problems(line: dict[str, Any]) -> list[str]:
     return problems
 
 
-def env(**values: str) -> dict[str, str]:
-    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **values}
-
-
 @pytest.fixture(scope="module")
 def service() -> Iterator[RunningService]:
     records = json.dumps(
         [{"name": "metrics-client", "sha256": hash_key(KEY), "services": ["math"]}]
     )
-    settings = env(
+    settings = dev_env(
         MCP_AUTH="api_key",
         MCP_API_KEYS=records,
         MCP_METRICS_NAMESPACE="McpFleet/test",

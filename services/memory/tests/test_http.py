@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 from fastmcp import Client
 
-from fleet.testing import start_service
+from fleet.testing import dev_env, start_service
 from mcp_common.apikeys import hash_key
 from memory_service.settings import default_sqlite_path
 
@@ -25,12 +23,9 @@ def env(store: Path) -> dict[str, str]:
         {"name": name, "sha256": hash_key(key), "services": ["memory"]}
         for name, key in KEYS.items()
     ]
-    return {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MCP_AUTH": "api_key",
-        "MCP_API_KEYS": json.dumps(records),
-        "MEMORY_SQLITE_PATH": str(store),
-    }
+    return dev_env(
+        MCP_AUTH="api_key", MCP_API_KEYS=json.dumps(records), MEMORY_SQLITE_PATH=str(store)
+    )
 
 
 def client(base: str, who: str) -> Client:

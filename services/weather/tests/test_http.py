@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from fleet.testing import run_script
+from fleet.testing import dev_env, run_script
 
 pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
 
@@ -24,7 +22,7 @@ DEADLINE = 2.5
 def weather_url(fake_provider) -> Iterator[str]:
     _, provider_base = fake_provider
     env = {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **dev_env(),
         "WEATHER_FORECAST_URL": f"{provider_base}/v1/forecast",
         "WEATHER_GEOCODING_URL": f"{provider_base}/v1/search",
         # Every call reaches the provider, so switching its failure mode takes effect at once.

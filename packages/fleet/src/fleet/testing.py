@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -77,6 +78,21 @@ def loopback_http() -> httpx.Client:
     waited for.
     """
     return httpx.Client(timeout=5.0)
+
+
+UNREACHABLE_AWS = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+"""Credentials that reach no real account: for a service pointed at a stand-in on loopback."""
+
+
+def dev_env(**values: str) -> dict[str, str]:
+    """`values` for a service started through its run.sh from the dev environment, with this
+    interpreter's folder first on PATH (run.sh runs `python`), as `uv run` has it."""
+    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **values}
 
 
 def wait_for_http(
