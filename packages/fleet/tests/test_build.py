@@ -18,6 +18,7 @@ from fleet.build import (
 )
 from fleet.check import ELF_AARCH64, check_artifacts, elf_machine
 from fleet.cli import main
+from fleet.testing import copy_workspace
 from fleet.workspace import FleetError, find_root, service_dirs
 
 pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
@@ -66,16 +67,17 @@ def test_third_party_ships_as_bytecode_and_ours_keeps_its_sources(lambda_build):
 
 
 def test_workspace_code_is_always_fresh(tmp_path):
-    """A changed source file shows up in the next build, though the version did not change."""
-    marker = ROOT / "packages" / "mcp_common" / "src" / "mcp_common" / "_build_probe.py"
+    """A changed source file shows up in the next build, though the version did not change.
+
+    On a copy of the workspace: builds running in parallel read the real one."""
+    workspace = copy_workspace(ROOT, tmp_path / "workspace")
+    math = {service.name: service for service in service_dirs(workspace)}["math"]
+    marker = workspace / "packages" / "mcp_common" / "src" / "mcp_common" / "_build_probe.py"
     flags = install_flags("host")
-    try:
-        marker.write_text("VALUE = 1\n")
-        install_workspace_members(ROOT, SERVICES["math"], tmp_path / "a", flags)
-        marker.write_text("VALUE = 2\n")
-        install_workspace_members(ROOT, SERVICES["math"], tmp_path / "b", flags)
-    finally:
-        marker.unlink()
+    marker.write_text("VALUE = 1\n")
+    install_workspace_members(workspace, math, tmp_path / "a", flags)
+    marker.write_text("VALUE = 2\n")
+    install_workspace_members(workspace, math, tmp_path / "b", flags)
     assert (tmp_path / "a" / "mcp_common" / "_build_probe.py").read_text() == "VALUE = 1\n"
     assert (tmp_path / "b" / "mcp_common" / "_build_probe.py").read_text() == "VALUE = 2\n"
 
