@@ -47,7 +47,7 @@ fixture decides which build it waits for."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules marked `slow` run first, so the two workers finish together; among them,
+    """Modules marked `slow` run first, so the workers finish together; among them,
     those waiting for different builds alternate, so the first two modules start both
     builds at once instead of one worker idling behind the other's build. Otherwise
     collection order, each module's tests together (pytest-xdist hands out whole files in
