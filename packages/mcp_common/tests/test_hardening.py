@@ -325,7 +325,7 @@ def test_no_input_produces_a_server_error(roomy_url, log_lines, body, headers):
     merged = {**MCP_HEADERS, **headers}
     for method in ("POST", "PUT"):
         response = loopback_http().request(
-            method, f"{roomy_url}/sample/mcp", content=body, headers=merged
+            method, f"{roomy_url}/sample/mcp", content=body, headers=merged, timeout=10
         )
         assert response.status_code < 500, (response.status_code, response.text)
         assert "Traceback" not in response.text
