@@ -67,7 +67,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             rest.append(module)
         else:
             queues.setdefault(build_of(module), []).append(module)
-    slow = [queue.pop(0) for _ in range(len(modules)) for queue in queues.values() if queue]
+    slow: list[list[pytest.Item]] = []
+    while any(queues.values()):  # round robin: one module from each build's queue in turn
+        slow += [queue.pop(0) for queue in queues.values() if queue]
     items[:] = [item for module in (*slow, *rest) for item in module]
 
 
