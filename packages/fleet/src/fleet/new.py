@@ -72,8 +72,8 @@ dependencies = ["mcp-common"]
 mcp-common = {{ workspace = true }}
 
 [build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
+requires = ["uv_build>=0.13,<0.14"]
+build-backend = "uv_build"
 ''',
         "run.sh": f"""\
 #!/bin/sh
