@@ -8,6 +8,7 @@ A missing region or missing credentials is one line that says what to set.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from typing import Any
 
@@ -29,20 +30,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
 
 
+@functools.cache
+def _service_models() -> Any:
+    """One botocore loader per process, shared by every session it makes.
+
+    A new session's dearest part is parsing the service models (CloudFormation's alone is
+    megabytes of JSON); a command that makes several clients, or a test run that makes
+    hundreds, would parse them again for each one.
+    """
+    from botocore.loaders import create_loader
+
+    return create_loader(os.environ.get("AWS_DATA_PATH"))
+
+
+def session(profile: str | None = None, region: str | None = None) -> Any:
+    """A boto3 session (its own credentials, region and event handlers) whose service
+    models come from the process's one loader."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    loader = _service_models()
+    core.register_component("data_loader", loader)
+    made = boto3.session.Session(botocore_session=core, profile_name=profile, region_name=region)
+    loader.search_paths[:] = dict.fromkeys(loader.search_paths)  # boto3 appends its own path
+    return made
+
+
 def client(args: argparse.Namespace | None, service: str) -> Any:
     """A boto3 client for `service` with the region and profile the command was given."""
-    import boto3
     from botocore.exceptions import ProfileNotFound
 
     region = getattr(args, "region", None) or os.environ.get("AWS_REGION")
     profile = getattr(args, "profile", None)
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        made = session(profile, region)
+        if not made.region_name:
+            raise FleetError(NO_REGION)
     except ProfileNotFound as exc:
         raise FleetError(f"{exc}; check --profile / AWS_PROFILE") from None
-    if not session.region_name:
-        raise FleetError(NO_REGION)
-    return session.client(service)
+    return made.client(service)
 
 
 def explain(exc: BaseException) -> str | None:

@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2 as httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-from mcp_common.app import AppSettings
+if TYPE_CHECKING:  # importing it loads fastmcp: ~2.5 s the xdist controller never needs
+    from mcp_common.app import AppSettings
 
 MCP_HEADERS = {
     "content-type": "application/json",
@@ -196,7 +198,12 @@ def fake_aws(region: str = "us-east-1") -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in names}
     os.environ.update(dict.fromkeys(names[:3], "testing"), AWS_DEFAULT_REGION=region)
     try:
-        with mock_aws():
+        with mock_aws():  # which gives boto3 a new default session; let it share the models
+            import boto3
+
+            from fleet.aws import session
+
+            boto3.DEFAULT_SESSION = session()
             yield
     finally:
         for name, value in saved.items():
@@ -234,6 +241,8 @@ def app_settings(**env: str) -> AppSettings:
     """App settings from explicit env-var values (`MCP_AUTH="none"`, ...), as the environment gives them."""
     import dataclasses
     import typing
+
+    from mcp_common.app import AppSettings
 
     kinds = typing.get_type_hints(AppSettings)
     return AppSettings(**{f.name: kinds[f.name](**env) for f in dataclasses.fields(AppSettings)})
