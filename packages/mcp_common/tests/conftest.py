@@ -1,4 +1,8 @@
-"""A small sample service, served over real HTTP on loopback for the library's tests."""
+"""A small sample service, served over real HTTP on loopback for the library's tests.
+
+The app factory is imported inside its fixture: pytest loads every conftest in the
+xdist controller too, which runs no test and should not import fastmcp (~2 s).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from collections.abc import Iterator
 import pytest
 
 from fleet.testing import app_settings, serve, write_tools_package
-from mcp_common.app import create_app
 from mcp_common.logs import JsonFormatter
 from mcp_common.service import ServiceSpec
 
@@ -59,6 +62,8 @@ def sample_spec(tmp_path_factory: pytest.TempPathFactory) -> ServiceSpec:
 @pytest.fixture(scope="session")
 def sample_url(sample_spec: ServiceSpec) -> Iterator[str]:
     """Base URL of the sample service (no auth) served by uvicorn on a free loopback port."""
+    from mcp_common.app import create_app
+
     with serve(create_app(sample_spec, app_settings(MCP_AUTH="none"))) as base:
         yield base
 

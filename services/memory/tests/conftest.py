@@ -1,30 +1,45 @@
-"""Both stores behind one fixture: SQLite, and DynamoDB through moto with the template's table."""
+"""Both stores behind one fixture: SQLite, and DynamoDB through moto with the template's table.
+
+The service's modules (fastmcp) and boto3 are imported inside the fixtures: pytest loads
+every conftest in the xdist controller too, which runs no test.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 
 from fleet.template import load_template
 from fleet.testing import fake_aws
-from memory_service.graph import Limits
+
+if TYPE_CHECKING:
+    from memory_service.graph import Limits
 
 ROOT = Path(__file__).resolve().parents[3]
-LIMITS = Limits(
-    items_per_call=99,
-    observation_bytes=4096,
-    observations_per_entity=64,
-    entities_per_tenant=50,
-    relations_per_tenant=50,
-)
+
+
+@pytest.fixture(scope="session")
+def limits() -> Limits:
+    """Limits small enough for a test to reach each of them."""
+    from memory_service.graph import Limits
+
+    return Limits(
+        items_per_call=99,
+        observation_bytes=4096,
+        observations_per_entity=64,
+        entities_per_tenant=50,
+        relations_per_tenant=50,
+    )
 
 
 def create_memory_table(name: str = "memory") -> str:
     """The table exactly as template.yaml declares MemoryTable (keys, index), in moto."""
+    import boto3
+
     properties = load_template(ROOT / "template.yaml")["Resources"]["MemoryTable"]["Properties"]
     boto3.client("dynamodb").create_table(
         TableName=name,
@@ -61,17 +76,19 @@ class AtomicCalls:
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request, tmp_path):
+def store(request, tmp_path, limits):
     if request.param == "sqlite":
         from memory_service.sqlite_store import SQLiteStore
 
-        yield SQLiteStore(tmp_path / "memory.sqlite", LIMITS)
+        yield SQLiteStore(tmp_path / "memory.sqlite", limits)
         return
+    import boto3
+
     from memory_service.dynamodb_store import DynamoDBStore
 
     with fake_aws():
         client = AtomicCalls(boto3.client("dynamodb"))
-        yield DynamoDBStore(create_memory_table(), LIMITS, client=client)
+        yield DynamoDBStore(create_memory_table(), limits, client=client)
 
 
 @pytest.fixture

@@ -18,8 +18,6 @@ from memory_service import service
 from memory_service.sqlite_store import SQLiteStore
 from memory_service.store import set_store
 
-from .conftest import LIMITS
-
 WRITE = (False, False, False)  # readOnly, destructive, idempotent
 DELETE = (False, True, True)
 READ = (True, False, True)
@@ -42,8 +40,8 @@ CONTRACT = {
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory) -> Iterator[str]:
-    set_store(SQLiteStore(tmp_path_factory.mktemp("memory") / "memory.sqlite", LIMITS))
+def url(tmp_path_factory, limits) -> Iterator[str]:
+    set_store(SQLiteStore(tmp_path_factory.mktemp("memory") / "memory.sqlite", limits))
     try:
         with serve(create_app(service, app_settings(MCP_AUTH="none", MCP_PRIME="false"))) as base:
             yield f"{base}/memory/mcp"

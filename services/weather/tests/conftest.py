@@ -2,6 +2,9 @@
 
 The same routing serves two edges: an httpx transport (unit tests, no sockets)
 and a Starlette app on loopback that can also fail on demand (integration tests).
+
+The service and fastmcp are imported inside the fixtures: pytest loads every conftest in
+the xdist controller too, which runs no test.
 """
 
 from __future__ import annotations
@@ -11,20 +14,19 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2 as httpx
 import pytest
-from fastmcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from fleet.testing import serve
-from mcp_common.app import build_server
-from weather_service import service
-from weather_service.client import OpenMeteoClient, set_client
-from weather_service.settings import WeatherSettings
+
+if TYPE_CHECKING:
+    from fastmcp import Client
 
 DATA = Path(__file__).parent / "data"
 
@@ -77,6 +79,9 @@ class RecordedTransport(httpx.AsyncBaseTransport):
 @pytest.fixture
 def transport() -> Iterator[RecordedTransport]:
     """Point the weather service's process-wide client at recorded responses."""
+    from weather_service.client import OpenMeteoClient, set_client
+    from weather_service.settings import WeatherSettings
+
     recorded_transport = RecordedTransport()
     set_client(OpenMeteoClient(WeatherSettings(), transport=recorded_transport))
     yield recorded_transport
@@ -85,6 +90,11 @@ def transport() -> Iterator[RecordedTransport]:
 
 @pytest.fixture
 async def client(transport: RecordedTransport) -> AsyncIterator[Client]:
+    from fastmcp import Client
+
+    from mcp_common.app import build_server
+    from weather_service import service
+
     async with Client(build_server(service)) as connected:
         yield connected
 
