@@ -64,6 +64,7 @@ def test_a_hung_key_store_never_hangs_the_service():
             MCP_API_KEYS_SSM_PARAMETER="/mcp-fleet/api-keys/math",
             AWS_ENDPOINT_URL_SSM=hung,
             MCP_TOOL_TIMEOUT_SECONDS="1",
+            MCP_AUTH_WAIT_SECONDS="2",  # the budget (default 5 s); without one it hung for minutes
             **UNREACHABLE_AWS,
         )
         started = time.monotonic()

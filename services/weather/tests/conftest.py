@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -103,15 +104,28 @@ class FakeProvider:
     """Open-Meteo on loopback; `mode` makes it answer normally, with 500s, slowly or with garbage."""
 
     def __init__(self) -> None:
-        self.mode = "ok"
         self.calls = 0
+        self._not_slow = threading.Event()
+        self.mode = "ok"
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._mode = mode
+        if mode == "slow":
+            self._not_slow.clear()
+        else:  # a request still hanging from the slow mode ends, so the server can stop
+            self._not_slow.set()
 
     async def handle(self, request: Request) -> Response:
         self.calls += 1
         if self.mode == "500":
             return Response("upstream exploded", status_code=500)
         if self.mode == "slow":
-            await asyncio.sleep(60)
+            await asyncio.to_thread(self._not_slow.wait, 60)
         if self.mode == "garbage":
             return Response("<html>Gateway maintenance</html>", media_type="text/html")
         status, body = answer(request.url.path, dict(request.query_params))
