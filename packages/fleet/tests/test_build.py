@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,13 +58,32 @@ def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@pytest.mark.skipif(find_python(LAMBDA_PYTHON) is None, reason="no Python 3.13 interpreter here")
 def test_third_party_ships_as_bytecode_and_ours_keeps_its_sources(lambda_build):
+    if find_python(LAMBDA_PYTHON) is None:  # here, not at collection: it starts interpreters
+        pytest.skip("no Python 3.13 interpreter here")
     artifact = lambda_build / "MathFunction"
     assert not (artifact / "fastmcp" / "server" / "server.py").exists()
     assert (artifact / "fastmcp" / "server" / "server.pyc").is_file()
     assert (artifact / "mcp_common" / "app.py").is_file()  # our tracebacks keep source lines
     assert list((artifact / "mcp_common" / "__pycache__").glob("app.cpython-313.pyc"))
+
+
+def test_an_interpreter_behind_a_shim_is_found_as_itself(tmp_path, monkeypatch):
+    """A wrapper script (as pyenv's shims are) resolves to the interpreter it runs, so the
+    build's many compile steps do not start the wrapper's shell each time."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    shim = tmp_path / f"python{version}"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("FLEET_PYTHON" + version.replace(".", ""), str(shim))
+    find_python.cache_clear()
+    try:
+        found = find_python(version)
+    finally:
+        find_python.cache_clear()
+    assert found is not None
+    assert Path(found).resolve() == Path(sys.executable).resolve()
+    assert found != str(shim)
 
 
 def test_workspace_code_is_always_fresh(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import os
 import re
@@ -52,10 +53,12 @@ def run_command(command: list[str], cwd: Path, env: dict[str, str] | None = None
     return result.stdout
 
 
-def _python_version(executable: str) -> tuple[int, int] | None:
+def _interpreter(executable: str) -> tuple[tuple[int, int], str] | None:
+    """`executable`'s (major, minor) version and the real interpreter behind it (a pyenv
+    shim costs ~100 ms of shell on every start; the interpreter it picks does not)."""
     try:
         result = subprocess.run(
-            [executable, "-c", "import sys; print(*sys.version_info[:2])"],
+            [executable, "-c", "import sys; print(*sys.version_info[:2], sys.executable)"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -65,12 +68,15 @@ def _python_version(executable: str) -> tuple[int, int] | None:
         return None
     if result.returncode != 0:
         return None
-    major, minor = result.stdout.split()
-    return int(major), int(minor)
+    major, minor, real = result.stdout.strip().split(maxsplit=2)
+    return (int(major), int(minor)), real or executable
 
 
+@functools.cache
 def find_python(version: str) -> str | None:
-    """An interpreter of exactly `version` (e.g. "3.13"): $FLEET_PYTHON313, PATH, pyenv, /usr."""
+    """An interpreter of exactly `version` (e.g. "3.13"): $FLEET_PYTHON313, PATH, pyenv, /usr.
+
+    Looked up once per process, and resolved to the interpreter itself rather than a shim."""
     wanted = tuple(int(part) for part in version.split("."))
     env_name = "FLEET_PYTHON" + version.replace(".", "")
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
@@ -85,8 +91,10 @@ def find_python(version: str) -> str | None:
         f"/usr/local/bin/python{version}",
     ]
     for candidate in candidates:
-        if candidate and Path(candidate).exists() and _python_version(candidate) == wanted:
-            return candidate
+        if candidate and Path(candidate).exists():
+            found = _interpreter(candidate)
+            if found is not None and found[0] == wanted:
+                return found[1]
     return None
 
 
