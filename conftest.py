@@ -6,6 +6,7 @@ pytest-xdist worker asks first and reused by all others (fleet.testing.once).
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -32,6 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.dont_write_bytecode = False
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection built (every imported module, every test item) lives as long as the
+    run: keep it out of the cyclic collector's scans, as each service does once it has
+    started (mcp_common.entrypoint). Objects the tests make are collected as before."""
+    gc.freeze()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
