@@ -54,20 +54,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if factory is None or hasattr(config, "workerinput") or config.option.basetemp:
         return  # an xdist worker, or a --basetemp pytest empties itself
     current = factory.getbasetemp()
-    keep = int(config.getini("tmp_path_retention_count"))
     number = re.compile(r"pytest-(\d+)")
-    newest = int(number.fullmatch(current.name)[1])
+    if (this_run := number.fullmatch(current.name)) is None:
+        return
+    oldest_kept = int(this_run[1]) - int(config.getini("tmp_path_retention_count")) + 1
     old = [
         path
         for path in current.parent.iterdir()
         if (match := number.fullmatch(path.name))
-        and int(match[1]) <= newest - keep
-        and not (path / ".lock").exists()
+        and int(match[1]) < oldest_kept
+        and not (path / ".lock").exists()  # another session still running
     ]
     if old:
-        sweep = lambda: [shutil.rmtree(path, ignore_errors=True) for path in old]
-        _sweeper.append(threading.Thread(target=sweep, name="old-tmp-sweeper", daemon=True))
-        _sweeper[0].start()
+        _sweeper.append(threading.Thread(target=_remove, args=(old,), daemon=True))
+        _sweeper[-1].start()
+
+
+def _remove(folders: list[Path]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
