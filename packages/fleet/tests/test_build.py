@@ -15,6 +15,7 @@ from fleet.build import (
     find_python,
     install_flags,
     install_workspace_members,
+    layer_key,
     prepare_out,
 )
 from fleet.check import ELF_AARCH64, check_artifacts, elf_machine
@@ -84,6 +85,18 @@ def test_an_interpreter_behind_a_shim_is_found_as_itself(tmp_path, monkeypatch):
     assert found is not None
     assert Path(found).resolve() == Path(sys.executable).resolve()
     assert found != str(shim)
+
+
+def test_every_clone_shares_one_host_layer(monkeypatch):
+    """The cached third-party layer is keyed by what shapes it, not by the path of the
+    virtual environment: a fresh clone reuses the layer instead of rebuilding it."""
+    pinned = "fastmcp==4.1.2 \\\n    --hash=sha256:0a1b\n"
+    here = layer_key(pinned, "host", sys.version)
+    monkeypatch.setattr(sys, "executable", "/elsewhere/clone/.venv/bin/python")
+    assert layer_key(pinned, "host", sys.version) == here
+    assert layer_key(pinned, "host", "3.12.0 (another interpreter)") != here
+    assert layer_key(pinned, "lambda", sys.version) != here
+    assert layer_key(pinned.replace("0a1b", "2c3d"), "host", sys.version) != here
 
 
 def test_workspace_code_is_always_fresh(tmp_path):

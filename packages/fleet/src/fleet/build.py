@@ -248,15 +248,27 @@ def build_cache_dir() -> Path:
     return base / "mcp-fleet" / "build"
 
 
+def layer_key(requirements: str, platform: Platform, interpreter_version: str) -> str:
+    """The third-party layer's cache key: the pinned requirements (with their hashes), the
+    platform flags, the compiling interpreter's exact version and the prune list.
+
+    The host interpreter counts by its version, not by the path of the virtual environment
+    it sits in: every clone of the workspace shares one host layer."""
+    pins = sorted(line for line in requirements.splitlines() if line and line[0] not in "# ")
+    pins += [
+        line.strip() for line in requirements.splitlines() if line.strip().startswith("--hash")
+    ]
+    flags = [flag for flag in install_flags(platform) if flag != sys.executable]
+    key_text = "\n".join([*pins, *flags, interpreter_version, *UNUSED_DISTRIBUTIONS])
+    return hashlib.sha256(key_text.encode()).hexdigest()[:24]
+
+
 def third_party_layer(
     root: Path, requirements: str, platform: Platform, python: str | None, log: Callable
 ) -> Path:
     """The service's third-party packages, installed, pruned and compiled: built once per
-    distinct input and reused by every later build (other services, `sam build` reruns).
-
-    The key covers everything that shapes the layer: the pinned requirements (with their
-    hashes), the platform flags, the compiling interpreter's exact version and the prune
-    list. The fleet's own code is never cached.
+    distinct input (`layer_key`) and reused by every later build (other services, other
+    clones, `sam build` reruns). The fleet's own code is never cached.
     """
     version = (
         subprocess.run(
@@ -268,12 +280,7 @@ def third_party_layer(
         if python
         else "no bytecode"
     )
-    pins = sorted(line for line in requirements.splitlines() if line and line[0] not in "# ")
-    pins += [
-        line.strip() for line in requirements.splitlines() if line.strip().startswith("--hash")
-    ]
-    key_text = "\n".join([*pins, *install_flags(platform), version, *UNUSED_DISTRIBUTIONS])
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
+    key = layer_key(requirements, platform, version)
     cache = build_cache_dir()
     layer = cache / key
     if layer.is_dir():
