@@ -49,3 +49,44 @@ def test_a_tools_module_that_fails_to_import_is_one_critical_line(tmp_path, leve
     else:
         assert tracebacks == []
         assert "Traceback" not in result.stdout + result.stderr
+
+
+SETTINGS_MAIN = """
+import sys
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mcp_common import ServiceSpec
+from mcp_common.entrypoint import serve
+
+
+class ProbeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROBE_")
+    retries: int
+
+
+try:
+    serve(ServiceSpec(name="probe", tools_package="probe_tools", settings=ProbeSettings))
+finally:
+    print("fastmcp imported:", "fastmcp" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_the_services_own_settings_are_checked_first_and_never_echoed():
+    """A service's invalid settings stop it before fastmcp is imported (a fraction of a
+    second, not the ~2 s of a full start), in one CRITICAL line without the value."""
+    secret = "sk_live_pasted_in_the_wrong_variable"
+    result = subprocess.run(
+        [sys.executable, "-c", SETTINGS_MAIN],
+        env={"PATH": "/usr/bin:/bin", "MCP_AUTH": "none", "PROBE_RETRIES": secret},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    [critical] = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert critical["level"] == "CRITICAL"
+    assert critical["message"].startswith("invalid configuration: retries: ")
+    assert secret not in result.stdout + result.stderr
+    assert "fastmcp imported: False" in result.stderr

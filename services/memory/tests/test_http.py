@@ -87,8 +87,11 @@ def test_inside_lambda_a_missing_table_stops_start_up_loudly(tmp_path):
         timeout=60,
         check=False,
     )
-    assert result.returncode != 0
-    assert "MEMORY_TABLE_NAME must be set inside Lambda" in result.stdout + result.stderr
+    assert result.returncode == 2
+    [line] = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert line["level"] == "CRITICAL"
+    assert "invalid configuration" in line["message"]  # ServiceSpec.settings, read first
+    assert "MEMORY_TABLE_NAME must be set inside Lambda" in line["message"]
 
 
 def memory_table_properties() -> dict:

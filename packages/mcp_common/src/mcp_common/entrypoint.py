@@ -98,6 +98,8 @@ def _build(spec: ServiceSpec) -> tuple[Starlette, AppSettings]:
 
     try:
         settings = AppSettings()
+        if spec.settings is not None:
+            spec.settings()
     except ValidationError as exc:
         # A misconfigured service must not start (and must not start open): say why, exit.
         configure_logging("INFO")

@@ -19,13 +19,17 @@ class ServiceSpec:
     """Identity of one MCP service in the fleet.
 
     `name` is the URL segment (`/<name>/mcp`) and the Lambda function's stem;
-    `tools_package` is the dotted package whose modules hold the service's tools.
+    `tools_package` is the dotted package whose modules hold the service's tools;
+    `settings` reads the service's own settings (its cached `get_settings`): start-up calls
+    it right after the fleet's, before fastmcp is imported, so a misconfigured service stops
+    in a fraction of a second with one CRITICAL line naming the setting, never its value.
     """
 
     name: str
     tools_package: str
     instructions: str | None = None
     distribution: str | None = None
+    settings: Callable[[], object] | None = None
     _hooks: dict[str, list[Hook]] = field(
         default_factory=lambda: {"before_checkpoint": [], "after_restore": []},
         init=False,

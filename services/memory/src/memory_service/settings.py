@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from memory_service.graph import Limits
+if TYPE_CHECKING:  # the graph imports fastmcp; start-up reads these settings before it
+    from memory_service.graph import Limits
 
 DYNAMODB_ITEM_BYTES = 400 * 1024
 """DynamoDB's item size limit: an entity and all its observations are one item."""
@@ -59,6 +61,8 @@ class MemorySettings(BaseSettings):
 
     @property
     def limits(self) -> Limits:
+        from memory_service.graph import Limits
+
         return Limits(
             items_per_call=self.max_items_per_call,
             observation_bytes=self.max_observation_bytes,
