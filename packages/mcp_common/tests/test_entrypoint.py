@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from fleet.testing import refused_start
+
 MAIN = """
 from mcp_common import ServiceSpec
 from mcp_common.entrypoint import serve
@@ -76,17 +78,8 @@ def test_the_services_own_settings_are_checked_first_and_never_echoed():
     """A service's invalid settings stop it before fastmcp is imported (a fraction of a
     second, not the ~2 s of a full start), in one CRITICAL line without the value."""
     secret = "sk_live_pasted_in_the_wrong_variable"
-    result = subprocess.run(
-        [sys.executable, "-c", SETTINGS_MAIN],
-        env={"PATH": "/usr/bin:/bin", "MCP_AUTH": "none", "PROBE_RETRIES": secret},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    [critical] = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    assert critical["level"] == "CRITICAL"
-    assert critical["message"].startswith("invalid configuration: retries: ")
-    assert secret not in result.stdout + result.stderr
-    assert "fastmcp imported: False" in result.stderr
+    env = {"PATH": "/usr/bin:/bin", "MCP_AUTH": "none", "PROBE_RETRIES": secret}
+    refusal = refused_start([sys.executable, "-c", SETTINGS_MAIN], env)
+    assert refusal.critical["message"].startswith("invalid configuration: retries: ")
+    assert secret not in refusal.output
+    assert "fastmcp imported: False" in refusal.output

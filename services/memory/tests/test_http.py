@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from fleet.testing import dev_env, start_service
+from fleet.testing import dev_env, refused_start, start_service
 from mcp_common.apikeys import hash_key
 from memory_service.settings import default_sqlite_path
 
@@ -73,25 +73,11 @@ def test_without_a_table_it_keeps_a_local_sqlite_file_beside_the_workspace():
 
 
 def test_inside_lambda_a_missing_table_stops_start_up_loudly(tmp_path):
-    import subprocess
-
-    result = subprocess.run(
-        [str(RUN_SH)],
-        env={
-            **env(tmp_path / "m.sqlite"),
-            "AWS_LAMBDA_FUNCTION_NAME": "MemoryFunction",
-            "PORT": "1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    [line] = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    assert line["level"] == "CRITICAL"
-    assert "invalid configuration" in line["message"]  # ServiceSpec.settings, read first
-    assert "MEMORY_TABLE_NAME must be set inside Lambda" in line["message"]
+    inside_lambda = {"AWS_LAMBDA_FUNCTION_NAME": "MemoryFunction", "PORT": "1"}
+    refusal = refused_start([str(RUN_SH)], {**env(tmp_path / "m.sqlite"), **inside_lambda})
+    message = refusal.critical["message"]
+    assert message.startswith("invalid configuration")  # ServiceSpec.settings, read first
+    assert "MEMORY_TABLE_NAME must be set inside Lambda" in message
 
 
 def memory_table_properties() -> dict:

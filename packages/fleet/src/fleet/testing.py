@@ -174,6 +174,28 @@ def run_script(
         yield service.base, service.process
 
 
+@dataclass
+class Refusal:
+    """A start-up that refused: its one CRITICAL line, and all it wrote (stdout + stderr)."""
+
+    critical: dict
+    output: str
+
+
+def refused_start(command: list[str], env: Mapping[str, str]) -> Refusal:
+    """Run a service start-up that must refuse to start: it exits with 2, its stdout holds
+    JSON lines only, and exactly one of them is CRITICAL."""
+    result = subprocess.run(
+        command, env=dict(env), capture_output=True, text=True, timeout=60, check=False
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 2:
+        raise AssertionError(f"exit code {result.returncode}, not 2; it wrote:\n{output[-3000:]}")
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    [critical] = [line for line in lines if line["level"] == "CRITICAL"]
+    return Refusal(critical, output)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 10 s: the process is gone when this returns."""
     process.terminate()
