@@ -18,8 +18,8 @@ import httpx2 as httpx
 import pytest
 
 from fleet.testing import (
+    AWS_TEST_ENV,
     MCP_HEADERS,
-    UNREACHABLE_AWS,
     JwtIssuer,
     RunningService,
     dev_env,
@@ -171,7 +171,7 @@ def test_the_gateway_context_is_trusted_under_the_web_adapter():
 
 def test_an_empty_env_source_does_not_shadow_the_real_one():
     settings = dev_env(
-        MCP_AUTH="api_key", MCP_API_KEYS="", MCP_API_KEYS_SSM_PARAMETER="/p", **UNREACHABLE_AWS
+        MCP_AUTH="api_key", MCP_API_KEYS="", MCP_API_KEYS_SSM_PARAMETER="/p", **AWS_TEST_ENV
     )
     result = subprocess.run(
         [

@@ -14,8 +14,8 @@ import httpx2 as httpx
 import pytest
 
 from fleet.testing import (
+    AWS_TEST_ENV,
     MCP_HEADERS,
-    UNREACHABLE_AWS,
     JwtIssuer,
     dev_env,
     dripping_server,
@@ -65,7 +65,7 @@ def test_a_hung_key_store_never_hangs_the_service():
             AWS_ENDPOINT_URL_SSM=hung,
             MCP_TOOL_TIMEOUT_SECONDS="1",
             MCP_AUTH_WAIT_SECONDS="2",  # the budget (default 5 s); without one it hung for minutes
-            **UNREACHABLE_AWS,
+            **AWS_TEST_ENV,
         )
         started = time.monotonic()
         with start_service(RUN_SH, "/math/health", settings, timeout=30) as service:

@@ -82,15 +82,6 @@ def loopback_http() -> httpx.Client:
     return httpx.Client(timeout=5.0)
 
 
-UNREACHABLE_AWS = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-"""Credentials that reach no real account: for a service pointed at a stand-in on loopback."""
-
-
 def dev_env(**values: str) -> dict[str, str]:
     """`values` for a service started through its run.sh from the dev environment, with this
     interpreter's folder first on PATH (run.sh runs `python`), as `uv run` has it."""
@@ -241,7 +232,8 @@ AWS_TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-"""Throwaway credentials for boto3 clients of a moto server (never real AWS)."""
+"""Throwaway credentials that reach no real account: for boto3 clients of a moto server,
+and for a service pointed at a stand-in on loopback."""
 
 
 @contextlib.contextmanager
