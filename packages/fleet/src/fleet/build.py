@@ -68,8 +68,8 @@ def _interpreter(executable: str) -> tuple[tuple[int, int], str] | None:
         return None
     if result.returncode != 0:
         return None
-    major, minor, real = result.stdout.strip().split(maxsplit=2)
-    return (int(major), int(minor)), real or executable
+    major, minor, *real = result.stdout.strip().split(maxsplit=2)
+    return (int(major), int(minor)), real[0] if real else executable  # sys.executable may be ""
 
 
 @functools.cache
