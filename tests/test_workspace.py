@@ -42,11 +42,22 @@ def test_dev_tooling_never_ships(package):
 
 
 def test_requires_python_accepts_the_machine_and_lambda():
-    for pyproject in ROOT.glob("**/pyproject.toml"):
-        if ".venv" in pyproject.parts:
-            continue
-        spec = tomllib.loads(pyproject.read_text())["project"]["requires-python"]
-        assert spec == ">=3.11", f"{pyproject}: {spec}"
+    members = [ROOT / "packages" / "fleet", ROOT / "packages" / "mcp_common"]
+    members += [service.path for service in service_dirs(ROOT)]
+    for member in members:
+        spec = tomllib.loads((member / "pyproject.toml").read_text())["project"]["requires-python"]
+        assert spec == ">=3.11", f"{member}: {spec}"
+
+
+def test_the_workspace_root_is_virtual_so_a_service_folder_is_a_member_by_existing():
+    """`fleet new` edits no pyproject.toml: uv installs every member of a virtual root."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "project" not in root
+    assert "services/*" in root["tool"]["uv"]["workspace"]["members"]
+    locked = {
+        package["name"] for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]
+    }
+    assert {f"{service.name}-service" for service in service_dirs(ROOT)} <= locked
 
 
 @pytest.mark.parametrize("service", service_dirs(ROOT), ids=lambda service: service.name)
