@@ -372,13 +372,20 @@ class TestJwt:
         response = post(jwt_url)
         assert response.status_code == 401
         challenge = response.headers["www-authenticate"]
-        expected = f'resource_metadata="{jwt_url}/.well-known/oauth-protected-resource/sample/mcp"'
+        expected = f'resource_metadata="{jwt_url}/sample/.well-known/oauth-protected-resource/mcp"'
         assert challenge.startswith("Bearer ")
         assert expected in challenge
         assert 'scope="mcp:call"' in challenge
 
-    def test_resource_metadata_document(self, jwt_url, issuer):
-        response = loopback_http().get(f"{jwt_url}/.well-known/oauth-protected-resource/sample/mcp")
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/sample/.well-known/oauth-protected-resource/mcp",  # advertised: under /<svc>/
+            "/.well-known/oauth-protected-resource/sample/mcp",  # RFC 9728's root form
+        ],
+    )
+    def test_resource_metadata_document(self, jwt_url, issuer, path):
+        response = loopback_http().get(f"{jwt_url}{path}")
         assert response.status_code == 200
         assert response.json() == {
             "resource": f"{jwt_url}/sample/mcp",
@@ -393,7 +400,7 @@ class TestJwt:
         response = post(jwt_url, {"x-amzn-request-context": context})
         challenge = response.headers["www-authenticate"]
         assert "attacker.example" not in challenge
-        assert f'resource_metadata="{jwt_url}/.well-known/' in challenge
+        assert f'resource_metadata="{jwt_url}/sample/.well-known/' in challenge
 
     @pytest.mark.parametrize(
         "claims",

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mcp_common.settings import RuntimeSettings
+from mcp_common.settings import (
+    RuntimeSettings,
+    ServiceEnvironmentError,
+    apply_service_environment,
+)
 
 
 def test_defaults(monkeypatch):
@@ -38,3 +42,36 @@ def test_invalid_values_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         RuntimeSettings()
+
+
+class TestServiceEnvironment:
+    """MCP_SERVICE_ENVIRONMENT: a service's own variables, from its own stack."""
+
+    def test_exports_each_variable(self):
+        environ = {"MCP_SERVICE_ENVIRONMENT": '{"MEMORY_TABLE_NAME": "t-1", "WEATHER_RETRIES": 3}'}
+        assert apply_service_environment(environ) == ["MEMORY_TABLE_NAME", "WEATHER_RETRIES"]
+        assert environ["MEMORY_TABLE_NAME"] == "t-1"
+        assert environ["WEATHER_RETRIES"] == "3"
+
+    @pytest.mark.parametrize("raw", ["", "  ", "{}"])
+    def test_empty_exports_nothing(self, raw):
+        assert apply_service_environment({"MCP_SERVICE_ENVIRONMENT": raw}) == []
+
+    @pytest.mark.parametrize(
+        ("raw", "says"),
+        [
+            ("{not json", "not valid JSON"),
+            ('["A"]', "must be a JSON object"),
+            ('{"lower": "x"}', "not an upper-case variable name"),
+            ('{"AWS_REGION": "x"}', "AWS_REGION is reserved"),
+            ('{"PYTHONPATH": "/tmp"}', "PYTHONPATH is reserved"),
+            ('{"LOG_LEVEL": "DEBUG"}', "LOG_LEVEL is already set"),
+            ('{"TABLE": {"nested": 1}}', "TABLE must be a string"),
+        ],
+    )
+    def test_refuses_what_the_template_never_writes(self, raw, says):
+        environ = {"MCP_SERVICE_ENVIRONMENT": raw, "LOG_LEVEL": "INFO"}
+        with pytest.raises(ServiceEnvironmentError, match=says) as refused:
+            apply_service_environment(environ)
+        assert "DEBUG" not in str(refused.value)  # names, never values
+        assert environ["LOG_LEVEL"] == "INFO"

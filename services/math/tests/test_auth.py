@@ -85,11 +85,11 @@ class TestApiKeys:
         challenge = response.headers["www-authenticate"]
         assert challenge.startswith("Bearer ")
         assert (
-            f'resource_metadata="{keyed.base}/.well-known/oauth-protected-resource/math/mcp"'
+            f'resource_metadata="{keyed.base}/math/.well-known/oauth-protected-resource/mcp"'
             in challenge
         )
         metadata = loopback_http().get(
-            f"{keyed.base}/.well-known/oauth-protected-resource/math/mcp"
+            f"{keyed.base}/math/.well-known/oauth-protected-resource/mcp"
         )
         assert metadata.json()["resource"] == f"{keyed.base}/math/mcp"
 
@@ -165,7 +165,7 @@ def test_the_gateway_context_is_trusted_under_the_web_adapter():
         ]
     assert (
         'resource_metadata="https://abc.execute-api.eu-west-1.amazonaws.com/prod/'
-        '.well-known/oauth-protected-resource/math/mcp"'
+        'math/.well-known/oauth-protected-resource/mcp"'
     ) in challenge
 
 
@@ -308,7 +308,7 @@ class TestCognito:
     def test_resource_metadata_leads_to_the_pool_and_the_scope(self, cognito_service):
         metadata = (
             loopback_http()
-            .get(f"{cognito_service.base}/.well-known/oauth-protected-resource/math/mcp")
+            .get(f"{cognito_service.base}/math/.well-known/oauth-protected-resource/mcp")
             .json()
         )
         assert metadata["authorization_servers"] == [COGNITO_ISSUER]

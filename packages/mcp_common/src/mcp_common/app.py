@@ -107,6 +107,7 @@ def _http_middleware(
             authenticator=authenticator,
             service=spec.name,
             mcp_path=spec.mcp_path,
+            metadata_path=spec.metadata_path,
             # Health for the readiness check; the SnapStart hooks check their caller themselves.
             open_paths=(
                 spec.health_path,

@@ -235,6 +235,7 @@ class AuthMiddleware:
         authenticator: Authenticator,
         service: str,
         mcp_path: str,
+        metadata_path: str,
         open_paths: tuple[str, ...],
         settings: AuthSettings,
     ) -> None:
@@ -244,7 +245,11 @@ class AuthMiddleware:
         self.mcp_path = mcp_path
         self.open_paths = frozenset(open_paths)
         self.settings = settings
-        self.metadata_path = f"{PROTECTED_RESOURCE_PREFIX}{mcp_path}"
+        # Advertised in every 401: under the service's own prefix, the only paths API Gateway
+        # routes to it. The RFC 9728 well-known form (`/.well-known/...<mcp path>`) is served
+        # too, for clients that probe it where the service is hosted at a domain's root.
+        self.metadata_path = metadata_path
+        self.metadata_paths = frozenset({metadata_path, f"{PROTECTED_RESOURCE_PREFIX}{mcp_path}"})
         self.jwt = settings.effective_mode == "jwt"
         self.open = settings.effective_mode == "none"
         self.scopes = settings.scopes_for(service)
@@ -266,7 +271,7 @@ class AuthMiddleware:
                 _principal.reset(token)
             return
         headers = dict(scope["headers"])
-        if scope["path"] == self.metadata_path and not self.open:
+        if scope["path"] in self.metadata_paths and not self.open:
             await JSONResponse(self._metadata(scope, headers))(scope, receive, send)
             return
         try:

@@ -94,8 +94,14 @@ def _log_ready(spec: ServiceSpec, app: Starlette, settings: AppSettings) -> None
 def _build(spec: ServiceSpec) -> tuple[Starlette, AppSettings]:
     from pydantic import ValidationError
 
-    from mcp_common.settings import AppSettings
+    from mcp_common.settings import AppSettings, ServiceEnvironmentError, apply_service_environment
 
+    try:
+        apply_service_environment()
+    except ServiceEnvironmentError as exc:
+        configure_logging("INFO")
+        logging.getLogger(__name__).critical("invalid configuration: %s", exc)
+        raise SystemExit(2) from None
     try:
         settings = AppSettings()
         if spec.settings is not None:

@@ -76,6 +76,14 @@ class ServiceSpec:
         return f"/{self.name}/health"
 
     @property
+    def metadata_path(self) -> str:
+        """Where the service's RFC 9728 protected-resource metadata is served and advertised.
+
+        Under the service's own prefix, as if the service were mounted at `/<name>`: behind
+        API Gateway only `/<name>/...` reaches the service, and every 401 points here."""
+        return f"/{self.name}/.well-known/oauth-protected-resource/mcp"
+
+    @property
     def version(self) -> str:
         """The installed distribution's version, so /health reports what is deployed."""
         dist = self.distribution or f"{self.name}-service"

@@ -5,7 +5,10 @@ Every variable here is documented in the README's configuration table.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -249,3 +252,55 @@ class AppSettings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+
+
+SERVICE_ENVIRONMENT = "MCP_SERVICE_ENVIRONMENT"
+"""A JSON object of a service's own variables, set by the fleet's service template from the
+`Environment` output of the service's own infra.yaml (e.g. memory's table name)."""
+
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_RESERVED_NAMES = frozenset({"PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "PORT", "HOME", "TZ"})
+_RESERVED_PREFIXES = ("AWS_", "LAMBDA_", "_")
+
+
+class ServiceEnvironmentError(ValueError):
+    """MCP_SERVICE_ENVIRONMENT is not what the service template promises; names, never values."""
+
+
+def apply_service_environment(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Export each variable of MCP_SERVICE_ENVIRONMENT into the process environment.
+
+    Runs before any settings object is read, so a service's own settings see them like any
+    other variable. A name that is already set is refused, never overridden: what the fleet
+    sets for every service (auth, hosts, logging) cannot be changed from one service's stack.
+    Returns the names exported.
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get(SERVICE_ENVIRONMENT, "").strip()
+    if not raw:
+        return []
+    try:
+        variables = json.loads(raw)
+    except ValueError:
+        raise ServiceEnvironmentError(f"{SERVICE_ENVIRONMENT} is not valid JSON") from None
+    if not isinstance(variables, dict):
+        raise ServiceEnvironmentError(f"{SERVICE_ENVIRONMENT} must be a JSON object")
+    exported = []
+    for name, value in variables.items():
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise ServiceEnvironmentError(
+                f"{SERVICE_ENVIRONMENT}: {name[:64]!r} is not an upper-case variable name"
+            )
+        if name in _RESERVED_NAMES or name.startswith(_RESERVED_PREFIXES):
+            raise ServiceEnvironmentError(f"{SERVICE_ENVIRONMENT}: {name} is reserved")
+        if name in environ:
+            raise ServiceEnvironmentError(
+                f"{SERVICE_ENVIRONMENT}: {name} is already set (by the fleet's template)"
+            )
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str | int | float):
+            raise ServiceEnvironmentError(f"{SERVICE_ENVIRONMENT}: {name} must be a string")
+        environ[name] = str(value)
+        exported.append(name)
+    return exported
