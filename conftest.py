@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.build import build_service
+from fleet.build import LAYERS, build_layer, build_service
+from fleet.template import logical_id
 from fleet.testing import once, shared_dir
 from fleet.workspace import ServiceDir, find_root, service_dirs
 
@@ -133,30 +134,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _build_all(platform: str):
     """Every service's artifact, built side by side: a build is mostly waiting on uv and
-    the compiler in subprocesses, and the workers that need the artifacts wait meanwhile."""
+    the compiler in subprocesses, and the workers that need the artifacts wait meanwhile.
+
+    For Lambda, laid out as `sam build` lays it out: `<Stack>/Function` per service and the
+    shared layers beside them; for the host, one bundled twin per service."""
 
     def make(target: Path) -> None:
         def build(service: ServiceDir) -> None:
-            out = target / f"{service.name.capitalize()}Function"
+            out = target / (
+                f"{logical_id(service.name)}/Function" if platform == "lambda" else service.name
+            )
             build_service(ROOT, service, out, platform, log=lambda _: None)  # type: ignore[arg-type]
 
+        def layer(kind: str) -> None:
+            out = target / LAYERS[kind]  # type: ignore[index]
+            build_layer(ROOT, kind, out, platform, log=lambda _: None)  # type: ignore[arg-type]
+
         with ThreadPoolExecutor() as pool:
-            list(pool.map(build, service_dirs(ROOT)))  # list(): re-raises a failed build
+            jobs = [pool.submit(build, service) for service in service_dirs(ROOT)]
+            if platform == "lambda":
+                jobs += [pool.submit(layer, kind) for kind in LAYERS]
+            for job in jobs:
+                job.result()  # re-raises a failed build
 
     return make
 
 
 @pytest.fixture(scope="session")
 def host_twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every service's artifact built for this machine (`fleet build --platform host`):
-    it starts exactly as Lambda starts the real one, through its run.sh."""
+    """Every service's artifact built for this machine (`fleet build --platform host`), with
+    the layers bundled in: it starts exactly as Lambda starts the real one, through its run.sh."""
     built = once(shared_dir(tmp_path_factory), "host-twins", _build_all("host"))
-    return {s.name: built / f"{s.name.capitalize()}Function" for s in service_dirs(ROOT)}
+    return {s.name: built / s.name for s in service_dirs(ROOT)}
 
 
 @pytest.fixture(scope="session")
 def lambda_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every service built for Lambda (arm64, Python 3.13), laid out as `sam build` does."""
+    """Every service and both shared layers built for Lambda (arm64, Python 3.13), laid out
+    as `sam build` lays them out."""
     return once(shared_dir(tmp_path_factory), "aws-sam-build", _build_all("lambda"))
 
 

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Started by the Lambda Web Adapter (AWS_LAMBDA_EXEC_WRAPPER=/opt/bootstrap) and
 # locally alike: serve the math service with uvicorn on $PORT (default 8080).
-# The script's own folder goes first on the path so a built artifact runs as is.
+# The path: this folder first (the service's code; a host twin bundles everything here),
+# then, inside Lambda, the fleet's layers in /opt/python (FLEET_LAYERS_DIR elsewhere).
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
-export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+layers=${FLEET_LAYERS_DIR:-${LAMBDA_TASK_ROOT:+/opt}}
+export PYTHONPATH="$here${layers:+:$layers/python}${PYTHONPATH:+:$PYTHONPATH}"
 exec python -m math_service "$@"

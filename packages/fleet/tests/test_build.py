@@ -12,6 +12,7 @@ from fleet.build import (
     LAMBDA_PYTHON,
     MARKER,
     UNUSED_DISTRIBUTIONS,
+    build_service,
     find_python,
     install_flags,
     install_workspace_members,
@@ -20,6 +21,7 @@ from fleet.build import (
 )
 from fleet.check import ELF_AARCH64, check_artifacts, elf_machine
 from fleet.cli import main
+from fleet.template import logical_id
 from fleet.testing import copy_workspace
 from fleet.workspace import FleetError, find_root, service_dirs
 
@@ -37,22 +39,32 @@ def test_every_shared_object_is_aarch64(lambda_build):
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
-def test_artifact_holds_only_what_lambda_runs(lambda_build, service):
-    artifact = lambda_build / f"{service.capitalize()}Function"
+def test_a_function_holds_only_its_own_code(lambda_build, service):
+    """Everything else comes from the shared layers: a change to a service uploads only it."""
+    artifact = lambda_build / logical_id(service) / "Function"
     assert (artifact / "run.sh").stat().st_mode & 0o111
     assert (artifact / SERVICES[service].package / "__main__.py").is_file()
-    assert (artifact / "mcp_common" / "app.py").is_file()
-    present = {path.name for path in artifact.iterdir()}
-    others = {f"{name}_service" for name in SERVICES if name != service}
-    dev_only = {"bin", "fleet", "pytest", "_pytest", "moto", "ruff", "samcli", "tests"}
-    assert present.isdisjoint(dev_only | others)
-    assert not list(artifact.glob("*.pth"))
+    package = SERVICES[service].package
+    infos = [info.name for info in artifact.glob("*.dist-info")]
+    assert [info.split("-")[0] for info in infos] == [package]  # no other distribution
+    assert {path.name for path in artifact.iterdir()} == {"run.sh", MARKER, package, *infos}
+
+
+def test_the_layers_hold_the_rest_once(lambda_build):
+    deps = lambda_build / "DepsLayer" / "python"
+    common = lambda_build / "CommonLayer" / "python"
+    assert (common / "mcp_common" / "app.py").is_file()
+    assert not (deps / "mcp_common").exists()
     installed = {
         normalized(info.name.removesuffix(".dist-info").rsplit("-", 1)[0])
-        for info in artifact.glob("*.dist-info")
+        for info in deps.glob("*.dist-info")
     }
     assert "fastmcp" in installed
     assert installed.isdisjoint(normalized(name) for name in UNUSED_DISTRIBUTIONS)
+    dev_only = {"bin", "fleet", "pytest", "_pytest", "moto", "ruff", "samcli", "tests"}
+    services = {service.package for service in SERVICES.values()}
+    assert {path.name for path in deps.iterdir()}.isdisjoint(dev_only | services)
+    assert not list(deps.glob("*.pth"))
 
 
 def normalized(name: str) -> str:
@@ -62,11 +74,23 @@ def normalized(name: str) -> str:
 def test_third_party_ships_as_bytecode_and_ours_keeps_its_sources(lambda_build):
     if find_python(LAMBDA_PYTHON) is None:  # here, not at collection: it starts interpreters
         pytest.skip("no Python 3.13 interpreter here")
-    artifact = lambda_build / "MathFunction"
-    assert not (artifact / "fastmcp" / "server" / "server.py").exists()
-    assert (artifact / "fastmcp" / "server" / "server.pyc").is_file()
-    assert (artifact / "mcp_common" / "app.py").is_file()  # our tracebacks keep source lines
-    assert list((artifact / "mcp_common" / "__pycache__").glob("app.cpython-313.pyc"))
+    deps = lambda_build / "DepsLayer" / "python"
+    assert not (deps / "fastmcp" / "server" / "server.py").exists()
+    assert (deps / "fastmcp" / "server" / "server.pyc").is_file()
+    common = lambda_build / "CommonLayer" / "python"
+    assert (common / "mcp_common" / "app.py").is_file()  # our tracebacks keep source lines
+    assert list((common / "mcp_common" / "__pycache__").glob("app.cpython-313.pyc"))
+
+
+def test_the_same_code_builds_to_the_same_bytes(tmp_path):
+    """`sam deploy` uploads an artifact whose content hash changed: a rebuild of unchanged
+    code must not change a byte (no scratch paths, timestamps or install records)."""
+    service = SERVICES["math"] if "math" in SERVICES else next(iter(SERVICES.values()))
+    first = build_service(ROOT, service, tmp_path / "a", "host", log=lambda _: None, bundle=False)
+    second = build_service(ROOT, service, tmp_path / "b", "host", log=lambda _: None, bundle=False)
+    files = sorted(p.relative_to(first.out) for p in first.out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second.out) for p in second.out.rglob("*") if p.is_file())
+    assert all((first.out / f).read_bytes() == (second.out / f).read_bytes() for f in files)
 
 
 def test_an_interpreter_behind_a_shim_is_found_as_itself(tmp_path, monkeypatch):
@@ -104,13 +128,12 @@ def test_workspace_code_is_always_fresh(tmp_path):
 
     On a copy of the workspace: builds running in parallel read the real one."""
     workspace = copy_workspace(ROOT, tmp_path / "workspace")
-    math = {service.name: service for service in service_dirs(workspace)}["math"]
     marker = workspace / "packages" / "mcp_common" / "src" / "mcp_common" / "_build_probe.py"
     flags = install_flags("host")
     marker.write_text("VALUE = 1\n")
-    install_workspace_members(workspace, math, tmp_path / "a", flags)
+    install_workspace_members(workspace, ("mcp-common",), tmp_path / "a", flags)
     marker.write_text("VALUE = 2\n")
-    install_workspace_members(workspace, math, tmp_path / "b", flags)
+    install_workspace_members(workspace, ("mcp-common",), tmp_path / "b", flags)
     assert (tmp_path / "a" / "mcp_common" / "_build_probe.py").read_text() == "VALUE = 1\n"
     assert (tmp_path / "b" / "mcp_common" / "_build_probe.py").read_text() == "VALUE = 2\n"
 

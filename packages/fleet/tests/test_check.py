@@ -1,7 +1,9 @@
-"""`fleet check` finds every inconsistency between services/, template.yaml and tools."""
+"""`fleet check`: folders, templates and tools agree; a team's own changes stay within bounds;
+the fleet stays under every limit. Each fault is one line that says what to fix."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,9 +11,12 @@ import pytest
 from fleet.check import check_fleet
 from fleet.cli import main
 from fleet.testing import copy_workspace
-from fleet.workspace import find_root
+from fleet.workspace import find_root, service_dirs
 
 ROOT = find_root(Path(__file__).parent)
+SERVICES = [service.name for service in service_dirs(ROOT)]
+SERVICE = SERVICES[0]
+"""Any service: these tests edit a copy of its folder."""
 
 
 @pytest.fixture
@@ -25,83 +30,178 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_the_repository_is_consistent(capsys):
+def own(workspace: Path, service: str = SERVICE) -> Path:
+    return workspace / "services" / service / "infra.yaml"
+
+
+def set_output(workspace: Path, name: str, value: str, service: str = SERVICE) -> None:
+    """Replace the Value of one output of the service's infra.yaml."""
+    path = own(workspace, service)
+    lines = path.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"{name}:")
+    value_line = next(i for i in range(start, len(lines)) if lines[i].strip().startswith("Value:"))
+    indent = lines[value_line][: len(lines[value_line]) - len(lines[value_line].lstrip())]
+    lines[value_line] = f"{indent}Value: {value}\n"
+    path.write_text("".join(lines))
+
+
+def test_the_repository_is_consistent_and_prints_its_headroom(capsys):
     assert check_fleet(ROOT) == []
     assert main(["check"]) == 0
-    assert capsys.readouterr().out.startswith("fleet check: OK (")
+    out = capsys.readouterr().out
+    assert "REST API: resources:" in out
+    assert "at most " in out
+    assert "at 200 services:" in out
+    assert f"fleet check: OK ({len(SERVICES)} services: {', '.join(SERVICES)})" in out
 
 
-def test_missing_function_and_orphan_function(workspace):
-    edit(workspace / "template.yaml", "  MathFunction:\n", "  AbacusFunction:\n")
-    faults = check_fleet(workspace)
-    assert "services/math has no MathFunction in template.yaml" in faults
-    assert "template.yaml function AbacusFunction has no service folder under services/" in faults
+def test_a_service_missing_from_the_template_is_named_in_every_place(workspace):
+    from fleet.template import remove_service
 
-
-def test_wrong_architecture_runtime_and_layer(workspace):
-    edit(
-        workspace / "template.yaml", "    Architectures: [arm64]\n", "    Architectures: [x86_64]\n"
-    )
-    edit(workspace / "template.yaml", "    Runtime: python3.13\n", "    Runtime: python3.12\n")
-    edit(workspace / "template.yaml", "LambdaAdapterLayerArm64:", "LambdaAdapterLayerX86:")
+    text, removed = remove_service((workspace / "template.yaml").read_text(), SERVICE)
+    assert removed
+    (workspace / "template.yaml").write_text(text)
     faults = "\n".join(check_fleet(workspace))
-    assert "MathFunction: Architectures must be [arm64]" in faults
-    assert "WeatherFunction: Runtime must be python3.13" in faults
-    assert "MathFunction: missing the Lambda Web Adapter layer" in faults
+    for place in ("Metadata.FleetServices", "nested stack", "route /", "Cognito scope"):
+        assert f"service {SERVICE!r} is not registered in {place}" in faults
 
 
-def test_shared_path_and_missing_env(workspace):
+def test_leftovers_of_a_deleted_folder_are_named_with_the_fix(workspace):
+    import shutil
+
+    shutil.rmtree(workspace / "services" / SERVICE)
+    faults = check_fleet(workspace)
+    [leftover] = [fault for fault in faults if "still registers" in fault]
+    assert f"still registers {SERVICE!r}" in leftover
+    assert "route /" in leftover
+    assert "log groups of" in leftover
+    assert f"run `uv run fleet remove {SERVICE}`" in leftover
+
+
+def test_what_every_service_has_is_checked_once(workspace):
+    service_template = workspace / "infra" / "service.yaml"
+    edit(service_template, "      Architectures: [arm64]\n", "      Architectures: [x86_64]\n")
+    edit(service_template, "      Runtime: python3.13\n", "      Runtime: python3.12\n")
+    edit(service_template, "        - !Ref AdapterLayerArn\n", "")
+    edit(service_template, "          AWS_LAMBDA_EXEC_WRAPPER: /opt/bootstrap\n", "")
+    edit(service_template, "  ThrottlesAlarm:\n", "  ThrottledAlarm:\n")
+    faults = "\n".join(check_fleet(workspace))
+    assert "Function.Architectures must be ['arm64']" in faults
+    assert "Function.Runtime must be 'python3.13'" in faults
+    assert "Function.Layers lacks AdapterLayerArn" in faults
+    assert "environment variable AWS_LAMBDA_EXEC_WRAPPER is not set" in faults
+    assert "infra/service.yaml: no alarm ThrottlesAlarm" in faults
+
+
+def test_a_route_that_reaches_another_service_is_a_fault(workspace):
+    first, second = SERVICES[0], SERVICES[1]
+    from fleet.template import logical_id
+
     edit(
         workspace / "template.yaml",
-        "            Path: /weather/mcp\n",
-        "            Path: /math/mcp\n",
+        f"uri: !GetAtt {logical_id(first)}.Outputs.IntegrationUri",
+        f"uri: !GetAtt {logical_id(second)}.Outputs.IntegrationUri",
     )
-    edit(workspace / "template.yaml", "          AWS_LWA_READINESS_CHECK_PATH: /math/health\n", "")
     faults = "\n".join(check_fleet(workspace))
-    assert (
-        "route ANY /math/mcp is claimed by several functions: MathFunction, WeatherFunction"
-        in faults
+    assert f"route /{first}/{{proxy+}} (x-amazon-apigateway-any-method) must reach only" in faults
+
+
+def test_a_stray_route_is_a_fault(workspace):
+    edit(
+        workspace / "template.yaml",
+        "          # fleet:routes ",
+        "          /admin:\n            get: {}\n          # fleet:routes ",
     )
-    assert "WeatherFunction: route /math/mcp is outside /weather/" in faults
-    assert "WeatherFunction: no API route for /weather/mcp" in faults
-    assert "MathFunction: AWS_LWA_READINESS_CHECK_PATH must be /math/health" in faults
+    faults = "\n".join(check_fleet(workspace))
+    assert "route /admin is no service's route" in faults
+
+
+@pytest.mark.parametrize(
+    ("output", "value", "fault"),
+    [
+        ("Timeout", '"300"', "Timeout 300 s is above API Gateway's 29 s"),
+        ("Timeout", '"15"', "ToolTimeout 20 s must be below Timeout 15 s"),
+        ("MemorySize", '"64"', "MemorySize 64 MB is outside Lambda's 128-10240"),
+        ("Environment", '\'{"LOG_LEVEL": "DEBUG"}\'', "LOG_LEVEL is already set"),
+        ("Environment", "'[1, 2]'", "must be a JSON object"),
+    ],
+)
+def test_a_teams_own_settings_are_guarded(workspace, output, value, fault):
+    set_output(workspace, output, value)
+    assert any(fault in line for line in check_fleet(workspace)), check_fleet(workspace)
+
+
+POLICY = """\
+  Broad:
+    Type: AWS::IAM::RolePolicy
+    Properties:
+      RoleName: !Ref Role
+      PolicyName: broad
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Action: {actions}
+            Resource: "{resource}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("actions", "resource", "fault"),
+    [
+        ('["s3:*", "dynamodb:*", "secretsmanager:*"]', "*", "grants s3:*, dynamodb:*"),
+        ('"*"', "arn:aws:s3:::bucket/*", "grants *: name the actions"),
+        ('["dynamodb:GetItem"]', "*", 'allows dynamodb actions on Resource "*"'),
+    ],
+)
+def test_a_teams_iam_statements_are_guarded(workspace, actions, resource, fault):
+    edit(
+        own(workspace),
+        "Resources:\n",
+        "Resources:\n" + POLICY.format(actions=actions, resource=resource),
+    )
+    faults = "\n".join(check_fleet(workspace))
+    assert f"services/{SERVICE}/infra.yaml: Broad {fault}" in faults
+
+
+def test_a_key_written_twice_is_a_fault_not_a_silent_choice(workspace):
+    """What git's union merge leaves when two branches edit one line of template.yaml."""
+    edit(workspace / "template.yaml", "    Default: 30\n", "    Default: 30\n    Default: 31\n")
+    faults = "\n".join(check_fleet(workspace))
+    assert "found the key 'Default' twice" in faults
+    assert "two merged edits of one line?" in faults
 
 
 def test_undiscoverable_tools_are_a_fault(workspace, monkeypatch):
-    tools = workspace / "services" / "math" / "src" / "math_service" / "tools"
-    (tools / "broken.py").write_text("import no_such_module_anywhere\n")
-    monkeypatch.syspath_prepend(str(workspace / "services" / "math" / "src"))
-    for name in [m for m in __import__("sys").modules if m.startswith("math_service")]:
-        monkeypatch.delitem(__import__("sys").modules, name)
+    service = next(s for s in service_dirs(workspace) if s.name == SERVICE)
+    (service.package_dir / "tools" / "broken.py").write_text("import no_such_module_anywhere\n")
+    monkeypatch.syspath_prepend(str(service.path / "src"))
+    for name in [m for m in sys.modules if m.startswith(service.package)]:
+        monkeypatch.delitem(sys.modules, name)
     faults = "\n".join(check_fleet(workspace))
-    assert "services/math: tools not discoverable" in faults
-    assert "math_service.tools.broken" in faults
+    assert f"services/{SERVICE}: tools not discoverable" in faults
+    assert f"{service.package}.tools.broken" in faults
 
 
 def test_cli_exits_non_zero_with_the_list(workspace, monkeypatch, capsys):
-    edit(workspace / "template.yaml", "  MathMcpUrl:\n", "  AbacusUrl:\n")
+    set_output(workspace, "Timeout", '"300"')
     monkeypatch.setenv("FLEET_ROOT", str(workspace))
     assert main(["check"]) == 1
     err = capsys.readouterr().err
     assert "fleet check: 1 fault(s)" in err
-    assert "template.yaml has no output MathMcpUrl" in err
+    assert "Timeout 300 s is above API Gateway's 29 s" in err
 
 
 def test_snapstart_hooks_under_a_route_and_an_old_adapter_are_faults(workspace):
+    service_template = workspace / "infra" / "service.yaml"
     edit(
-        workspace / "template.yaml",
+        service_template,
         "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH: /_lifecycle/after-restore",
-        "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH: /math/after-restore",
+        f"AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH: /{SERVICE}/after-restore",
     )
     edit(workspace / "template.yaml", "    Default: 30\n", "    Default: 28\n")
-    edit(
-        workspace / "template.yaml",
-        "      ApplyOn: !If [UseSnapStart, PublishedVersions, None]\n",
-        "",
-    )
+    edit(service_template, "        ApplyOn: !If [UseSnapStart, PublishedVersions, None]\n", "")
     faults = "\n".join(check_fleet(workspace))
-    assert (
-        "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH /math/after-restore lies under an API route" in faults
-    )
+    assert f"/{SERVICE}/after-restore lies under /{SERVICE}/; clients could call it" in faults
     assert "LambdaAdapterLayerVersion defaults to 28" in faults
-    assert "MathFunction: SnapStart.ApplyOn is not set" in faults
+    assert "Function.SnapStart.ApplyOn is not set" in faults

@@ -103,7 +103,7 @@ def test_a_stack_without_cognito_is_a_clear_error(capsys):
                     "Properties": {"Name": "/m", "Type": "String", "Value": "x"},
                 }
             },
-            "Outputs": {"MathMcpUrl": {"Value": "https://x/prod/math/mcp"}},
+            "Outputs": {"ServiceNames": {"Value": "math"}},
         }
         boto3.client("cloudformation").create_stack(
             StackName="plain", TemplateBody=json.dumps(template)

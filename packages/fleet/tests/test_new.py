@@ -16,8 +16,14 @@ import pytest
 
 from fleet.check import check_fleet
 from fleet.cli import main
-from fleet.new import create_service
-from fleet.template import ALARMS, load_template, logical_id
+from fleet.new import create_service, remove_service
+from fleet.template import (
+    OWN_OUTPUTS,
+    load_template,
+    logical_id,
+    registered_services,
+    registration_lines,
+)
 from fleet.testing import copy_workspace
 from fleet.workspace import find_root, service_dirs
 
@@ -71,42 +77,87 @@ def test_refused_names_change_nothing(workspace, capsys, name, message):
     assert fingerprint(workspace) == before
 
 
-def test_new_service_is_wired_into_the_template_and_workspace(workspace, monkeypatch):
+def test_new_service_is_registered_and_owns_its_folder(workspace, monkeypatch):
     name = unused_name()
-    stem = logical_id(name)
+    before = fingerprint(workspace)
     template_before = (workspace / "template.yaml").read_text()
     create_service(workspace, name, lock=False, log=lambda _: None)
     service = workspace / "services" / name
     assert os.access(service / "run.sh", os.X_OK)
     assert (service / "src" / f"{name}_service" / "tools" / "greeting.py").is_file()
-    assert f"build-{stem}Function:" in (service / "Makefile").read_text()
+    assert "infra/service.mk" in (service / "Makefile").read_text()
+    own = load_template(service / "infra.yaml")
+    assert set(OWN_OUTPUTS) <= set(own["Outputs"])
+    # Outside its folder only template.yaml changed, by its registration lines, and
+    # everything that was there is still there, in order, comments included.
+    after = fingerprint(workspace)
+    changed = {path for path in after if before.get(path) != after[path]}
+    assert {path for path in changed if not path.startswith(f"services/{name}/")} == {
+        "template.yaml"
+    }
     template_text = (workspace / "template.yaml").read_text()
-    # Everything that was there is still there, in order, comments included.
+    added = len(template_text.splitlines()) - len(template_before.splitlines())
+    assert added == registration_lines(name) <= 12
     lines_before = [line for line in template_before.splitlines() if line.strip()]
     remaining = iter(template_text.splitlines())
     assert all(any(line == other for other in remaining) for line in lines_before)
     template = load_template(workspace / "template.yaml")
-    function = template["Resources"][f"{stem}Function"]
-    assert function["Properties"]["CodeUri"] == f"services/{name}"
-    assert {event["Properties"]["Path"] for event in function["Properties"]["Events"].values()} >= {
-        f"/{name}/mcp",
-        f"/{name}/{{proxy+}}",
-    }
-    assert f"{stem}McpUrl" in template["Outputs"]
-    resources = template["Resources"]
-    for alarm in ALARMS:
-        assert resources[f"{stem}{alarm}"]["Type"] == "AWS::CloudWatch::Alarm"
-    scopes = resources["UserPoolResourceServer"]["Properties"]["Scopes"]
-    assert name in [scope["ScopeName"] for scope in scopes]
-    for client in ("PeopleClient", "MachineClient"):
-        assert f"mcp-fleet/{name}" in resources[client]["Properties"]["AllowedOAuthScopes"]
-    for query in ("SlowestToolsQuery", "ErrorsByToolQuery", "ColdStartsQuery"):
-        assert {"Ref": f"{stem}LogGroup"} in resources[query]["Properties"]["LogGroupNames"]
+    places = registered_services(template)[name]
+    assert f"route /{name}/{{proxy+}}" in places
+    assert f"nested stack {logical_id(name)}" in places
+    stack = template["Resources"][logical_id(name)]["Properties"]
+    assert stack["Parameters"]["Service"] == name
+    assert stack["TemplateURL"] == "infra/service.yaml"
     monkeypatch.syspath_prepend(str(service / "src"))  # as `uv sync` would install it
     assert check_fleet(workspace) == []  # the scaffold passes fleet check as written
-    pyproject = (workspace / "pyproject.toml").read_text()
-    assert f'"{name}-service",' in pyproject
-    assert f"{name}-service = {{ workspace = true }}" in pyproject
+
+
+def test_remove_is_the_inverse_of_new(workspace, capsys):
+    name = unused_name()
+    before = fingerprint(workspace)
+    create_service(workspace, name, lock=False, log=lambda _: None)
+    assert main(["remove", name, "--no-lock", "--force"]) == 0
+    assert "deletes its stack" in capsys.readouterr().out
+    assert fingerprint(workspace) == before
+
+
+def test_remove_cleans_up_after_a_folder_deleted_by_hand(workspace):
+    import shutil
+
+    service = service_dirs(workspace)[0].name
+    shutil.rmtree(workspace / "services" / service)
+    assert any("still registers" in fault for fault in check_fleet(workspace))
+    assert remove_service(workspace, service, lock=False, log=lambda _: None) == registration_lines(
+        service
+    )
+    assert service not in registered_services(load_template(workspace / "template.yaml"))
+
+
+def test_remove_refuses_work_git_does_not_have_and_unknown_names(workspace, capsys):
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    service = service_dirs(workspace)[0]
+    (service.path / "notes.txt").write_text("not committed anywhere")
+    before = fingerprint(workspace)
+    assert main(["remove", service.name, "--no-lock"]) == 1
+    assert "holds work git does not have" in capsys.readouterr().err
+    assert main(["remove", "no_such_service", "--no-lock"]) == 1
+    assert "no service 'no_such_service'" in capsys.readouterr().err
+    assert fingerprint(workspace) == before
+
+
+def test_a_service_that_would_cross_a_limit_is_refused(workspace, capsys):
+    """With the REST API's resource quota at what the fleet uses now, one more is refused."""
+    from fleet.limits import fleet_usage
+
+    [api] = [u for u in fleet_usage(workspace) if u.name == "REST API: resources"]
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + f"\n[tool.fleet]\napi-resources-per-api = {api.used}\n"
+    )
+    before = fingerprint(workspace)
+    assert main(["new", unused_name(), "--no-lock"]) == 1
+    assert "would cross a limit: REST API: resources would be" in capsys.readouterr().err
+    assert fingerprint(workspace) == before
 
 
 @pytest.mark.parametrize("prefix", ["aprobe", "zprobe"])  # sorts before / after mcp_common

@@ -22,8 +22,8 @@ STACK_TEMPLATE = {
     },
     "Outputs": {
         "ApiId": {"Value": "abc123"},
-        "MathMcpUrl": {"Value": f"{API}/math/mcp"},
-        "WeatherMcpUrl": {"Value": f"{API}/weather/mcp"},
+        "ApiBaseUrl": {"Value": API},
+        "ServiceNames": {"Value": "weather,math"},
         "DashboardUrl": {"Value": DASHBOARD},
     },
 }

@@ -36,11 +36,17 @@ def limits() -> Limits:
     )
 
 
+def memory_table_properties() -> dict:
+    """The Table of services/memory/infra.yaml."""
+    own = load_template(ROOT / "services" / "memory" / "infra.yaml")
+    return own["Resources"]["Table"]["Properties"]
+
+
 def create_memory_table(name: str = "memory") -> str:
-    """The table exactly as template.yaml declares MemoryTable (keys, index), in moto."""
+    """The table exactly as the memory service's own stack declares it (keys, index), in moto."""
     import boto3
 
-    properties = load_template(ROOT / "template.yaml")["Resources"]["MemoryTable"]["Properties"]
+    properties = memory_table_properties()
     boto3.client("dynamodb").create_table(
         TableName=name,
         AttributeDefinitions=properties["AttributeDefinitions"],

@@ -81,10 +81,11 @@ def test_inside_lambda_a_missing_table_stops_start_up_loudly(tmp_path):
 
 
 def memory_table_properties() -> dict:
+    """The Table of the memory service's own stack (services/memory/infra.yaml)."""
     from fleet.template import load_template
 
-    template = load_template(Path(__file__).resolve().parents[3] / "template.yaml")
-    return template["Resources"]["MemoryTable"]["Properties"]
+    own = load_template(Path(__file__).resolve().parents[1] / "infra.yaml")
+    return own["Resources"]["Table"]["Properties"]
 
 
 async def test_with_a_table_it_uses_dynamodb_through_the_standard_endpoint_variable(tmp_path):

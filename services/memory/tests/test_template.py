@@ -1,42 +1,33 @@
-"""The memory service's block of template.yaml, as CloudFormation sees it (samtranslator)."""
+"""The memory service's own stack (services/memory/infra.yaml), as CloudFormation runs it."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import pytest
-from samtranslator.translator.transform import transform
 
+from fleet.check import own_stack_faults
 from fleet.template import load_template
+from fleet.workspace import find_root, service_dirs
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-class _NoManagedPolicies:
-    def load(self) -> dict[str, str]:
-        return {}
+ROOT = find_root(Path(__file__).parent)
+HERE = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def cfn() -> dict:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        template = copy.deepcopy(load_template(ROOT / "template.yaml"))
-        for resource in template["Resources"].values():
-            if resource["Type"] == "AWS::Serverless::Function":
-                resource["Properties"]["CodeUri"] = "s3://bucket/artifact.zip"
-        return transform(template, {}, _NoManagedPolicies())
+def own() -> dict:
+    return load_template(HERE / "infra.yaml")
 
 
-def test_the_table_is_durable_encrypted_on_demand_and_kept(cfn):
-    table = cfn["Resources"]["MemoryTable"]
+def test_the_table_is_durable_encrypted_on_demand_and_kept(own):
+    table = own["Resources"]["Table"]
     assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
     properties = table["Properties"]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["DeletionProtectionEnabled"] is True
     assert properties["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
@@ -45,15 +36,16 @@ def test_the_table_is_durable_encrypted_on_demand_and_kept(cfn):
     assert index["IndexName"] == "by_target"
 
 
-def test_the_function_gets_the_table_name(cfn):
-    env = cfn["Resources"]["MemoryFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["MEMORY_TABLE_NAME"] == {"Ref": "MemoryTable"}
+def test_the_function_gets_the_table_name(own):
+    environment = own["Outputs"]["Environment"]["Value"]["Fn::Sub"]
+    assert json.loads(environment.replace("${Table}", "t")) == {"MEMORY_TABLE_NAME": "t"}
 
 
-def test_the_function_may_use_its_own_table_and_index_only(cfn):
-    role = cfn["Resources"]["MemoryFunctionRole"]["Properties"]
-    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    [table] = [s for s in statements if s.get("Sid") == "UseOwnTable"]
+def test_the_function_may_use_its_own_table_and_index_only(own):
+    policy = own["Resources"]["TableAccess"]
+    assert policy["Type"] == "AWS::IAM::RolePolicy"
+    assert policy["Properties"]["RoleName"] == {"Ref": "Role"}  # the memory function's role
+    [table] = policy["Properties"]["PolicyDocument"]["Statement"]
     assert sorted(table["Action"]) == sorted(
         f"dynamodb:{action}"
         for action in (
@@ -66,15 +58,19 @@ def test_the_function_may_use_its_own_table_and_index_only(cfn):
             "ConditionCheckItem",
         )
     )
-    assert "dynamodb:Scan" not in json.dumps(statements)
     assert table["Resource"] == [
-        {"Fn::GetAtt": ["MemoryTable", "Arn"]},
-        {"Fn::Sub": "${MemoryTable.Arn}/index/by_target"},
+        {"Fn::GetAtt": ["Table", "Arn"]},
+        {"Fn::Sub": "${Table.Arn}/index/by_target"},
     ]
-    others = [
-        f
-        for name, f in cfn["Resources"].items()
-        if name.endswith("FunctionRole") and name != "MemoryFunctionRole"
-    ]
-    assert others
-    assert "MemoryTable" not in json.dumps(others)  # no other service can reach it
+
+
+def test_no_other_service_reaches_the_table():
+    for service in service_dirs(ROOT):
+        if service.name != "memory":
+            text = json.dumps(load_template(service.path / "infra.yaml"))
+            assert "dynamodb" not in text
+
+
+def test_fleet_check_passes_it():
+    [memory] = [service for service in service_dirs(ROOT) if service.name == "memory"]
+    assert own_stack_faults(memory) == []

@@ -1,11 +1,17 @@
-"""Build a service's Lambda artifact: locked wheels for arm64/3.13, fresh workspace code, bytecode.
+"""Build what Lambda runs: one shared third-party layer, one shared `mcp_common` layer, and per
+service an artifact of its own code only.
 
-What never runs stays out: distributions no service imports (a reviewed list), console
-scripts, and third-party sources (their bytecode ships instead).
+Third-party code is what most of the bytes are, and every service pins the same versions (one
+uv.lock), so it is built once per fleet build and shipped once, as the `DepsLayer`; the fleet's
+shared library is the `CommonLayer`. A change to a service's code uploads that service's small
+artifact, and a change to `mcp_common` uploads one small layer. What never runs stays out:
+distributions no service imports (a reviewed list), console scripts, and third-party sources
+(their bytecode ships instead).
 
-`sam build` runs this through each service's Makefile (BuildMethod: makefile), and
-the same code builds a host-platform twin that starts locally exactly as Lambda
-starts the real one (`run.sh` with only the artifact on the path).
+`sam build` runs these through Makefiles (BuildMethod: makefile): `infra/layers/*/Makefile`
+for the layers, each service's Makefile for its function. For a host twin (`--platform host`)
+the same code bundles all three into one folder, which starts locally exactly as Lambda starts
+the real function: `run.sh` puts its own folder first on the path, then the layers' (/opt/python).
 """
 
 from __future__ import annotations
@@ -98,11 +104,24 @@ def find_python(version: str) -> str | None:
     return None
 
 
-def locked_requirements(root: Path, package: str, hashes: bool = True) -> str:
-    """`package`'s third-party run-time dependencies, pinned from uv.lock (requirements.txt)."""
+def locked_requirements(root: Path, *packages: str, hashes: bool = True) -> str:
+    """The third-party run-time dependencies of `packages` (together), pinned from uv.lock
+    (requirements.txt)."""
     command = ["uv", "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-header"]
-    command += ["--package", package, "--format", "requirements.txt"]
+    for package in packages:
+        command += ["--package", package]
+    command += ["--format", "requirements.txt"]
     return run_command(command if hashes else [*command, "--no-hashes"], root)
+
+
+def fleet_requirements(root: Path, hashes: bool = True) -> str:
+    """What the shared third-party layer holds: every service's locked dependencies."""
+    from fleet.workspace import service_dirs
+
+    services = [f"{service.name}-service" for service in service_dirs(root)]
+    if not services:
+        raise FleetError("no services under services/: nothing to build a layer for")
+    return locked_requirements(root, *services, hashes=hashes)
 
 
 def install_requirements(root: Path, target: Path, requirements: Path, flags: list[str]) -> None:
@@ -214,9 +233,12 @@ def compile_interpreter(platform: Platform) -> str | None:
     return find_python(LAMBDA_PYTHON) if platform == "lambda" else sys.executable
 
 
-def _compile_all(python: str, *targets: str, options: tuple[str, ...] = ()) -> None:
+def _compile_all(python: str, base: Path, *targets: str, options: tuple[str, ...] = ()) -> None:
+    """Compile `targets` under `base`. Paths are recorded relative to `base` (`-s`) and the
+    bytecode carries no timestamps, so the same code always compiles to the same bytes: an
+    unchanged artifact is not uploaded again. (Imports fix each code object's file name.)"""
     command = [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
-    run_command([*command, *options, *targets], Path(targets[0]))
+    run_command([*command, "-s", str(base), *options, *targets], base)
 
 
 def compile_third_party(tree: Path, python: str) -> None:
@@ -225,7 +247,7 @@ def compile_third_party(tree: Path, python: str) -> None:
     The sources roughly double the zipped size and no service reads them; Lambda's code
     folder is read-only, so bytecode compiled now is the only bytecode there will be.
     """
-    _compile_all(python, str(tree), options=("-b",))
+    _compile_all(python, tree, str(tree), options=("-b",))
     for source in tree.rglob("*.py"):
         if source.with_suffix(".pyc").exists():
             source.unlink()
@@ -233,10 +255,12 @@ def compile_third_party(tree: Path, python: str) -> None:
 
 def compile_own(out: Path, own: tuple[str, ...], python: str) -> None:
     """The fleet's own packages keep their sources, so their tracebacks show lines."""
-    _compile_all(python, *(str(out / name) for name in own))
+    _compile_all(python, out, *(str(out / name) for name in own))
 
 
 BUILD_CACHE_ENTRIES: Final = 6
+LAYER_FORMAT: Final = "layer-2: bytecode paths relative to the layer"
+"""Part of every cached layer's key: change it when the way layers are made changes."""
 
 
 def build_cache_dir() -> Path:
@@ -259,7 +283,7 @@ def layer_key(requirements: str, platform: Platform, interpreter_version: str) -
         line.strip() for line in requirements.splitlines() if line.strip().startswith("--hash")
     ]
     flags = [flag for flag in install_flags(platform) if flag != sys.executable]
-    key_text = "\n".join([*pins, *flags, interpreter_version, *UNUSED_DISTRIBUTIONS])
+    key_text = "\n".join([LAYER_FORMAT, *pins, *flags, interpreter_version, *UNUSED_DISTRIBUTIONS])
     return hashlib.sha256(key_text.encode()).hexdigest()[:24]
 
 
@@ -355,20 +379,119 @@ def prepare_out(root: Path, out: Path, force: bool = False) -> None:
     (out / MARKER).write_text("made by `fleet build`; it empties this folder on the next build\n")
 
 
-def install_workspace_members(root: Path, service: ServiceDir, out: Path, flags: list[str]) -> None:
-    """Build the fleet's own packages from source as wheels and install them into `out`.
+def install_workspace_members(
+    root: Path, packages: tuple[str, ...], out: Path, flags: list[str]
+) -> None:
+    """Build the fleet's own `packages` from source as wheels and install them into `out`.
 
     `--no-cache` and `--reinstall`: the same name and version as last time must never
     mean last time's code.
     """
-    with tempfile.TemporaryDirectory(prefix=f"fleet-wheels-{service.name}-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="fleet-wheels-") as scratch:
         wheels = Path(scratch)
-        for package in (*WORKSPACE_LIBRARIES, f"{service.name}-service"):
+        for package in packages:
             build = ["uv", "build", "--quiet", "--wheel", "--package", package]
             run_command([*build, "--out-dir", str(wheels)], root)
         install = ["uv", "pip", "install", "--quiet", "--no-cache", "--reinstall", "--no-deps"]
         built = [str(wheel) for wheel in sorted(wheels.glob("*.whl"))]
         run_command([*install, "--target", str(out), *built, *flags], root)
+    _forget_the_install(out)
+
+
+INSTALL_RECORDS: Final = ("direct_url.json", "uv_cache.json")
+"""What an install writes about itself (the scratch wheel's path, uv's timestamp): left in,
+every build of the same code would differ, and `sam deploy` would upload it again."""
+
+
+def _forget_the_install(out: Path) -> None:
+    for info in out.glob("*.dist-info"):
+        for name in INSTALL_RECORDS:
+            (info / name).unlink(missing_ok=True)
+        record = info / "RECORD"
+        if record.is_file():
+            kept = [
+                line
+                for line in record.read_text(encoding="utf-8").splitlines(keepends=True)
+                if line.split(",", 1)[0].rsplit("/", 1)[-1] not in INSTALL_RECORDS
+            ]
+            record.write_text("".join(kept), encoding="utf-8")
+
+
+LayerKind = Literal["deps", "common"]
+LAYERS: Final[dict[LayerKind, str]] = {
+    "deps": "DepsLayer",
+    "common": "CommonLayer",
+}
+"""The fleet's shared layers and their logical ids in template.yaml."""
+LAYER_PYTHON_DIR: Final = "python"
+"""A Python layer's folder: Lambda extracts layers into /opt, and run.sh puts /opt/python on
+the path."""
+COMMON_PACKAGES: Final = tuple(name.replace("-", "_") for name in WORKSPACE_LIBRARIES)
+
+
+def _bytecode_interpreter(platform: Platform, say: Callable[[str], None]) -> str | None:
+    python = compile_interpreter(platform)
+    if python is None:
+        say(
+            "WARNING: no Python 3.13 interpreter found (set FLEET_PYTHON313 or install "
+            "python3.13): the artifact ships WITHOUT bytecode and with every source, so every "
+            "cold start compiles every module (about twice as slow) and it is larger."
+        )
+    return python
+
+
+def _add_third_party(root: Path, target: Path, platform: Platform, python: str | None, say) -> None:
+    say("exporting the fleet's locked dependencies")
+    layer = third_party_layer(root, fleet_requirements(root), platform, python, say)
+    shutil.copytree(layer, target, dirs_exist_ok=True, copy_function=_link_or_copy)
+
+
+def _add_common(root: Path, target: Path, platform: Platform, python: str | None, say) -> None:
+    say("building mcp_common from source")
+    install_workspace_members(root, WORKSPACE_LIBRARIES, target, install_flags(platform))
+    _prune(target)
+    if python is not None:
+        compile_own(target, COMMON_PACKAGES, python)
+
+
+def _result(name: str, out: Path, started: float, python: str | None, say) -> BuildResult:
+    files = [path for path in out.rglob("*") if path.is_file()]
+    result = BuildResult(
+        service=name,
+        out=out,
+        seconds=time.perf_counter() - started,
+        files=len(files),
+        bytes=sum(path.stat().st_size for path in files),
+        bytecode_by=python,
+    )
+    say(f"done in {result.seconds:.1f}s: {result.files} files, {result.bytes / 1e6:.1f} MB")
+    return result
+
+
+def build_layer(
+    root: Path,
+    kind: LayerKind,
+    out: Path,
+    platform: Platform = "lambda",
+    log: Callable = print,
+    force: bool = False,
+) -> BuildResult:
+    """Build one of the fleet's shared layers into `out/python`: `deps` (every service's
+    third-party packages, from the compiled cache when nothing changed) or `common`
+    (mcp_common, always from source)."""
+    if kind not in LAYERS:
+        raise FleetError(f"no layer {kind!r}; layers: {', '.join(LAYERS)}")
+    started = time.perf_counter()
+    prepare_out(root, out, force)
+    say = lambda message: log(f"[{LAYERS[kind]}] {message}")
+    python = _bytecode_interpreter(platform, say)
+    target = out / LAYER_PYTHON_DIR
+    target.mkdir()
+    if kind == "deps":
+        _add_third_party(root, target, platform, python, say)
+    else:
+        _add_common(root, target, platform, python, say)
+    return _result(LAYERS[kind], out, started, python, say)
 
 
 def build_service(
@@ -378,43 +501,31 @@ def build_service(
     platform: Platform = "lambda",
     log: Callable = print,
     force: bool = False,
+    bundle: bool | None = None,
 ) -> BuildResult:
-    """Build `service`'s artifact into `out` (which must be empty or made by fleet build)."""
+    """Build `service`'s artifact into `out` (which must be empty or made by fleet build).
+
+    For Lambda, the artifact is the service's own code and run.sh: the shared layers bring
+    the rest. `bundle` (the default for `host`) adds the layers' contents to the folder, so
+    it runs on its own: a host twin.
+    """
     started = time.perf_counter()
     if not (service.path / "run.sh").is_file():
         raise FleetError(f"service {service.name!r} has no run.sh")
+    bundle = platform == "host" if bundle is None else bundle
     prepare_out(root, out, force)
     say = lambda message: log(f"[{service.name}] {message}")
-    python = compile_interpreter(platform)
-    if python is None:
-        say(
-            "WARNING: no Python 3.13 interpreter found (set FLEET_PYTHON313 or install "
-            "python3.13): the artifact ships WITHOUT bytecode and with every source, so every "
-            "cold start compiles every module (about twice as slow) and it is larger."
-        )
-    say("exporting locked dependencies")
-    requirements = locked_requirements(root, f"{service.name}-service")
-    layer = third_party_layer(root, requirements, platform, python, say)
-    shutil.copytree(layer, out, dirs_exist_ok=True, copy_function=_link_or_copy)
-    say("building workspace members from source")
-    flags = install_flags(platform)
-    install_workspace_members(root, service, out, flags)
+    python = _bytecode_interpreter(platform, say)
+    if bundle:
+        _add_third_party(root, out, platform, python, say)
+        _add_common(root, out, platform, python, say)
+    say("building the service from source")
+    install_workspace_members(root, (f"{service.name}-service",), out, install_flags(platform))
     run_sh = out / "run.sh"
     shutil.copy2(service.path / "run.sh", run_sh)
     run_sh.chmod(0o755)
     _prune(out)  # the workspace wheels' bin/ and caches
-    own = (*(name.replace("-", "_") for name in WORKSPACE_LIBRARIES), service.package)
     if python is not None:
-        say("precompiling the fleet's own bytecode")
-        compile_own(out, own, python)
-    files = [path for path in out.rglob("*") if path.is_file()]
-    result = BuildResult(
-        service=service.name,
-        out=out,
-        seconds=time.perf_counter() - started,
-        files=len(files),
-        bytes=sum(path.stat().st_size for path in files),
-        bytecode_by=python,
-    )
-    say(f"done in {result.seconds:.1f}s: {result.files} files, {result.bytes / 1e6:.1f} MB")
-    return result
+        say("precompiling the service's bytecode")
+        compile_own(out, (service.package,), python)
+    return _result(service.name, out, started, python, say)

@@ -1,19 +1,38 @@
-"""`fleet check`: the fleet's folders, template and tools agree with each other.
+"""`fleet check`: the fleet's folders, templates and tools agree, within every limit.
 
-Every fault is collected and reported together, so one run shows everything to fix.
+It checks what every service has (infra/service.yaml), how template.yaml registers each
+service, and what a team may change alone in its folder (infra.yaml: timeouts that agree, no
+IAM wildcard). Every fault is collected and reported together, one line each, so one run
+shows everything to fix.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections import defaultdict
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fleet.template import ALARMS, RESOURCE_SERVER, function_id, load_template, logical_id
+import yaml
+
+from fleet.limits import fleet_usage
+from fleet.template import (
+    ALARMS,
+    OWN_OUTPUTS,
+    OWN_TEMPLATE,
+    ROUTE_OUTPUTS,
+    SERVICE_STACK,
+    SERVICE_TEMPLATE,
+    TEMPLATE,
+    load_template,
+    logical_id,
+    registered_services,
+    route_path,
+)
 from fleet.workspace import FleetError, ServiceDir, service_dirs
 
-SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 ADAPTER_LAYER = "753240598075:layer:LambdaAdapterLayerArm64"
 ELF_AARCH64 = 183
 REQUIRED_ENV = (
@@ -22,138 +41,359 @@ REQUIRED_ENV = (
     "MCP_AUTH",
     "MCP_ALLOWED_HOSTS",
     "MCP_API_KEYS_SSM_PARAMETER",
+    "MCP_TOOL_TIMEOUT_SECONDS",
+    "MCP_SERVICE_ENVIRONMENT",
     "AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH",
     "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH",
 )
 HOOK_ENV = ("AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH", "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH")
 MIN_ADAPTER_LAYER = 30  # Lambda Web Adapter v1.1.0: the first release with SnapStart hooks
+INVOKE_ROLE = "ApiInvokeRole"
+"""The role API Gateway calls every service's alias with (each route's `credentials`)."""
+API_GATEWAY_TIMEOUT_SECONDS = 29
+"""How long API Gateway waits for a buffered (non-streaming) Lambda integration."""
+DATA_SERVICES = frozenset(
+    {
+        "dynamodb",
+        "s3",
+        "secretsmanager",
+        "ssm",
+        "kms",
+        "sqs",
+        "sns",
+        "rds",
+        "rds-data",
+        "kinesis",
+        "firehose",
+        "es",
+        "aoss",
+        "elasticache",
+        "glue",
+        "athena",
+        "timestream",
+        "bedrock",
+    }
+)
+"""Services whose actions reach data: never on `Resource: "*"` from a service's stack."""
 
 
 def _text(value: Any) -> str:
-    """A template value as text, intrinsics included (enough to search for the layer name)."""
-    return value if isinstance(value, str) else repr(value)
+    """A template value as text, intrinsics included (enough to search for a name)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _function_faults(service: str, resource: dict[str, Any], globals_: dict[str, Any]) -> list[str]:
-    faults: list[str] = []
-    properties = resource.get("Properties", {})
-    merged = {**globals_, **properties}
-    where = f"{function_id(service)}"
-    if properties.get("CodeUri") != f"services/{service}":
-        faults.append(
-            f"{where}: CodeUri must be services/{service} (is {properties.get('CodeUri')!r})"
-        )
-    if resource.get("Metadata", {}).get("BuildMethod") != "makefile":
-        faults.append(f"{where}: Metadata.BuildMethod must be makefile")
-    if merged.get("Architectures") != ["arm64"]:
-        faults.append(
-            f"{where}: Architectures must be [arm64] (is {merged.get('Architectures')!r})"
-        )
-    if merged.get("Runtime") != "python3.13":
-        faults.append(f"{where}: Runtime must be python3.13 (is {merged.get('Runtime')!r})")
-    if merged.get("Handler") != "run.sh":
-        faults.append(f"{where}: Handler must be run.sh (is {merged.get('Handler')!r})")
-    if not any(ADAPTER_LAYER in _text(layer) for layer in merged.get("Layers", [])):
-        faults.append(f"{where}: missing the Lambda Web Adapter layer (LambdaAdapterLayerArm64)")
-    env = {
-        **globals_.get("Environment", {}).get("Variables", {}),
-        **properties.get("Environment", {}).get("Variables", {}),
+def _load(path: Path, label: str, faults: list[str]) -> dict[str, Any] | None:
+    try:
+        return load_template(path)
+    except FileNotFoundError:
+        faults.append(f"{label} is missing")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        hint = " - two merged edits of one line?" if "twice" in str(problem) else ""
+        faults.append(f"{label}{where}: {problem}{hint}")
+    return None
+
+
+# --- what every service has: infra/service.yaml ---------------------------------------------
+
+
+def _service_template_faults(service_template: dict[str, Any]) -> list[str]:
+    where = SERVICE_TEMPLATE
+    resources = service_template.get("Resources", {})
+    function = resources.get("Function", {})
+    if function.get("Type") != "AWS::Serverless::Function":
+        return [f"{where}: no AWS::Serverless::Function named Function"]
+    properties = function.get("Properties", {})
+    faults = []
+    expected = {
+        "Runtime": "python3.13",
+        "Architectures": ["arm64"],
+        "Handler": "run.sh",
+        "AutoPublishAlias": "live",
+        "CodeUri": {"Fn::Sub": "../services/${Service}"},
     }
     faults.extend(
-        f"{where}: environment variable {name} is not set"
+        f"{where}: Function.{name} must be {value!r} (is {properties.get(name)!r})"
+        for name, value in expected.items()
+        if properties.get(name) != value
+    )
+    if function.get("Metadata", {}).get("BuildMethod") != "makefile":
+        faults.append(f"{where}: Function.Metadata.BuildMethod must be makefile")
+    layers = _text(properties.get("Layers", []))
+    for layer in ("AdapterLayerArn", "DepsLayerArn", "CommonLayerArn"):
+        if layer not in layers:
+            faults.append(f"{where}: Function.Layers lacks {layer}")
+    if "ApplyOn" not in (properties.get("SnapStart") or {}):
+        faults.append(
+            f"{where}: Function.SnapStart.ApplyOn is not set (the EnableSnapStart switch)"
+        )
+    env = properties.get("Environment", {}).get("Variables", {})
+    faults.extend(
+        f"{where}: Function environment variable {name} is not set"
         for name in REQUIRED_ENV
         if name not in env
     )
-    if env.get("AWS_LAMBDA_EXEC_WRAPPER", "/opt/bootstrap") != "/opt/bootstrap":
+    if env.get("AWS_LAMBDA_EXEC_WRAPPER") != "/opt/bootstrap":
         faults.append(f"{where}: AWS_LAMBDA_EXEC_WRAPPER must be /opt/bootstrap")
-    if str(env.get("PORT", "8080")) != "8080":
+    if str(env.get("PORT")) != "8080":
         faults.append(f"{where}: PORT must be 8080")
-    if env.get("AWS_LWA_READINESS_CHECK_PATH") != f"/{service}/health":
-        faults.append(f"{where}: AWS_LWA_READINESS_CHECK_PATH must be /{service}/health")
-    if "ApplyOn" not in (merged.get("SnapStart") or {}):
-        faults.append(f"{where}: SnapStart.ApplyOn is not set (the EnableSnapStart switch)")
-    return faults
-
-
-def _operations_faults(resources: dict[str, Any], service: str) -> list[str]:
-    """The service's alarms exist and watch it, and every saved query reads its log group."""
-    stem = logical_id(service)
-    faults = []
-    for alarm in ALARMS:
-        resource = resources.get(f"{stem}{alarm}")
-        if resource is None or resource.get("Type") != "AWS::CloudWatch::Alarm":
-            faults.append(f"template.yaml has no alarm {stem}{alarm} for service {service!r}")
-        elif service not in repr(resource) and f"{stem}Function" not in repr(resource):
-            faults.append(f"{stem}{alarm} does not watch service {service!r}")
-    for name, resource in resources.items():
-        kind, properties = resource.get("Type"), resource.get("Properties", {})
-        if kind == "AWS::Logs::QueryDefinition":
-            if {"Ref": f"{stem}LogGroup"} not in properties.get("LogGroupNames", []):
-                faults.append(f"{name} does not read {stem}LogGroup")
-        elif kind == "AWS::Cognito::UserPoolResourceServer":
-            if service not in [scope.get("ScopeName") for scope in properties.get("Scopes", [])]:
-                faults.append(f"{name} has no scope {service!r}")
-        elif kind == "AWS::Cognito::UserPoolClient" and f"{RESOURCE_SERVER}/{service}" not in (
-            properties.get("AllowedOAuthScopes", [])
-        ):
-            faults.append(f"{name} may not ask for scope {RESOURCE_SERVER}/{service}")
-    return faults
-
-
-def _hook_faults(template: dict[str, Any], services: list[str]) -> list[str]:
-    """The SnapStart hook paths lie outside every route, and the adapter can call them."""
-    faults = []
-    globals_ = template.get("Globals", {}).get("Function", {})
-    env = globals_.get("Environment", {}).get("Variables", {})
-    reserved = ("/.well-known/", *(f"/{service}/" for service in services))
+    if env.get("AWS_LWA_READINESS_CHECK_PATH") != {"Fn::Sub": "/${Service}/health"}:
+        faults.append(f"{where}: AWS_LWA_READINESS_CHECK_PATH must be /${{Service}}/health")
     for name in HOOK_ENV:
         path = env.get(name)
-        if not isinstance(path, str) or not path.startswith("/"):
-            faults.append(f"Globals: {name} must be an absolute path (is {path!r})")
-        elif path.startswith(reserved) or path.rstrip("/") in {r.rstrip("/") for r in reserved}:
-            faults.append(f"Globals: {name} {path} lies under an API route; clients could call it")
-    layer = template.get("Parameters", {}).get("LambdaAdapterLayerVersion", {}).get("Default")
-    if not isinstance(layer, int) or layer < MIN_ADAPTER_LAYER:
-        faults.append(
-            f"LambdaAdapterLayerVersion defaults to {layer!r}: SnapStart hooks need "
-            f"{MIN_ADAPTER_LAYER} (Lambda Web Adapter v1.1.0) or later"
-        )
-    return faults
-
-
-def _routes(resource: dict[str, Any]) -> list[tuple[str, str]]:
-    routes = []
-    for event in resource.get("Properties", {}).get("Events", {}).values():
-        if event.get("Type") == "Api":
-            props = event.get("Properties", {})
-            routes.append((str(props.get("Path")), str(props.get("Method", "")).upper()))
-    return routes
-
-
-def _route_faults(service: str, routes: list[tuple[str, str]]) -> list[str]:
-    faults = []
-    paths = {path for path, _ in routes}
-    allowed_prefixes = (f"/{service}/", f"/.well-known/oauth-protected-resource/{service}/")
-    for required in (f"/{service}/mcp", f"/{service}/{{proxy+}}"):
-        if required not in paths:
-            faults.append(f"{function_id(service)}: no API route for {required}")
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith("/."):
+            faults.append(f"{where}: {name} must be an absolute path outside every route")
     faults.extend(
-        f"{function_id(service)}: route {path} is outside /{service}/"
-        for path in sorted(paths)
-        if not path.startswith(allowed_prefixes)
+        f"{where}: no alarm {alarm}"
+        for alarm in ALARMS
+        if resources.get(alarm, {}).get("Type") != "AWS::CloudWatch::Alarm"
+    )
+    outputs = service_template.get("Outputs", {})
+    faults.extend(
+        f"{where}: no output {name} (the service's route reads it)"
+        for name in (*ROUTE_OUTPUTS, "LogGroup")
+        if name not in outputs
     )
     return faults
 
 
-def _service_faults(service: ServiceDir) -> list[str]:
+def _hook_faults(service_template: dict[str, Any], services: list[str]) -> list[str]:
+    """The SnapStart hook paths lie outside every service's route."""
+    env = (
+        service_template.get("Resources", {})
+        .get("Function", {})
+        .get("Properties", {})
+        .get("Environment", {})
+        .get("Variables", {})
+    )
+    faults = []
+    for name in HOOK_ENV:
+        path = env.get(name)
+        if isinstance(path, str):
+            faults.extend(
+                f"{SERVICE_TEMPLATE}: {name} {path} lies under /{service}/; clients could call it"
+                for service in services
+                if path.startswith(f"/{service}/") or path.rstrip("/") == f"/{service}"
+            )
+    return faults
+
+
+# --- how template.yaml registers each service ---------------------------------------------
+
+
+def _expected_places(template: dict[str, Any], service: str) -> set[str]:
+    queries = [
+        name
+        for name, res in template.get("Resources", {}).items()
+        if res.get("Type") == "AWS::Logs::QueryDefinition"
+    ]
+    return {
+        "Metadata.FleetServices",
+        f"nested stack {logical_id(service)}",
+        f"route {route_path(service)}",
+        "Cognito scope",
+        *(f"log groups of {query}" for query in queries),
+    }
+
+
+def _registration_faults(template: dict[str, Any], services: list[str]) -> list[str]:
+    faults = []
+    registered = registered_services(template)
+    for service in services:
+        missing = _expected_places(template, service) - registered.get(service, set())
+        faults.extend(
+            f"{TEMPLATE}: service {service!r} is not registered in {place}"
+            for place in sorted(missing)
+        )
+    for name, places in sorted(registered.items()):
+        if name not in services:
+            faults.append(
+                f"{TEMPLATE} still registers {name!r} ({', '.join(sorted(places))}) but "
+                f"services/{name} does not exist: run `uv run fleet remove {name}`"
+            )
+    resources = template.get("Resources", {})
+    for service in services:
+        stack = resources.get(logical_id(service), {})
+        if stack and stack.get("Type") != SERVICE_STACK:
+            faults.append(f"{TEMPLATE}: {logical_id(service)} must be an {SERVICE_STACK}")
+        elif stack and stack.get("Properties", {}).get("TemplateURL") != SERVICE_TEMPLATE:
+            faults.append(f"{TEMPLATE}: {logical_id(service)} must nest {SERVICE_TEMPLATE}")
+    return faults + _route_faults(template, services)
+
+
+def _integration_reads(integration: dict[str, Any]) -> set[str]:
+    """The stacks whose outputs an integration reads (GetAtt <Stack>.Outputs.<X>)."""
+    return {
+        value["Fn::GetAtt"][0]
+        for value in integration.values()
+        if isinstance(value, dict) and "Fn::GetAtt" in value
+    }
+
+
+def _route_faults(template: dict[str, Any], services: list[str]) -> list[str]:
+    """Each service has exactly its own route, and it reaches its own stack's function only."""
+    faults = []
+    apis = [
+        res
+        for res in template.get("Resources", {}).values()
+        if res.get("Type") == "AWS::Serverless::Api"
+    ]
+    if len(apis) != 1:
+        return [f"{TEMPLATE}: expected one AWS::Serverless::Api, found {len(apis)}"]
+    paths = (apis[0].get("Properties", {}).get("DefinitionBody") or {}).get("paths", {})
+    for path, item in paths.items():
+        match = re.fullmatch(r"/([a-z][a-z0-9_]*)/\{proxy\+\}", path)
+        if match is None or match[1] not in services:
+            continue  # reported above as a leftover, or below as a stray path
+        for method, spec in (item or {}).items():
+            integration = (spec or {}).get("x-amazon-apigateway-integration", {})
+            reads = _integration_reads(integration) - {INVOKE_ROLE}
+            if reads != {logical_id(match[1])}:
+                faults.append(
+                    f"route {path} ({method}) must reach only its own stack "
+                    f"{logical_id(match[1])} (reads {sorted(reads) or 'nothing'})"
+                )
+            missing = [
+                key
+                for key, output in (
+                    ("uri", "IntegrationUri"),
+                    ("responseTransferMode", "ResponseTransferMode"),
+                    ("timeoutInMillis", "IntegrationTimeoutMs"),
+                )
+                if integration.get(key)
+                != {"Fn::GetAtt": [logical_id(match[1]), f"Outputs.{output}"]}
+            ]
+            if missing:
+                faults.append(f"route {path}: {', '.join(missing)} must read its stack's outputs")
+    allowed = {route_path(service) for service in services}
+    faults.extend(
+        f"route {path} is no service's route (each service has exactly /<service>/{{proxy+}})"
+        for path in paths
+        if path not in allowed and re.fullmatch(r"/[a-z][a-z0-9_]*/\{proxy\+\}", path) is None
+    )
+    return faults
+
+
+# --- what a team changes alone: services/<svc>/infra.yaml ----------------------------------
+
+
+def _number(outputs: dict[str, Any], name: str) -> float | None:
+    value = (outputs.get(name) or {}).get("Value")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _policy_documents(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, resource in template.get("Resources", {}).items():
+        properties = resource.get("Properties") or {}
+        if "PolicyDocument" in properties:
+            yield name, properties["PolicyDocument"]
+        for policy in properties.get("Policies", []) or []:
+            if isinstance(policy, dict) and "PolicyDocument" in policy:
+                yield name, policy["PolicyDocument"]
+
+
+def iam_faults(template: dict[str, Any], where: str) -> list[str]:
+    """No `*` actions, and no data-service action on `Resource: "*"`."""
+    faults = []
+    for name, document in _policy_documents(template):
+        statements = document.get("Statement", []) if isinstance(document, dict) else []
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+                continue
+            actions = statement.get("Action", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = statement.get("Resource", [])
+            resources = [resources] if isinstance(resources, str) else resources
+            wildcards = [
+                a for a in actions if isinstance(a, str) and (a == "*" or a.endswith(":*"))
+            ]
+            if wildcards or "NotAction" in statement:
+                faults.append(
+                    f"{where}: {name} grants {', '.join(wildcards) or 'NotAction'}: name the actions"
+                )
+            data = sorted(
+                {a.split(":", 1)[0] for a in actions if isinstance(a, str) and ":" in a}
+                & DATA_SERVICES
+            )
+            if "*" in resources and data:
+                faults.append(
+                    f'{where}: {name} allows {", ".join(data)} actions on Resource "*": '
+                    "name the resources"
+                )
+    return faults
+
+
+def _environment_faults(outputs: dict[str, Any], where: str) -> list[str]:
+    from mcp_common.settings import ServiceEnvironmentError, apply_service_environment
+
+    value = (outputs.get("Environment") or {}).get("Value")
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        value = value["Fn::Sub"]
+        value = value[0] if isinstance(value, list) else value
+        value = re.sub(r"\$\{[^}]+\}", "substituted", value)
+    if not isinstance(value, str):
+        return [f"{where}: output Environment must be a JSON object (a string, or !Sub)"]
+    fleet_sets = dict.fromkeys(REQUIRED_ENV, "set") | {"LOG_LEVEL": "set"}
+    try:
+        apply_service_environment({**fleet_sets, "MCP_SERVICE_ENVIRONMENT": value})
+    except ServiceEnvironmentError as exc:
+        return [f"{where}: output Environment: {exc}"]
+    return []
+
+
+def own_stack_faults(service: ServiceDir) -> list[str]:
+    """The service's own stack: the outputs every service's stack reads, timeouts that agree,
+    and IAM statements without wildcards."""
+    where = f"services/{service.name}/{OWN_TEMPLATE}"
+    faults: list[str] = []
+    own = _load(service.path / OWN_TEMPLATE, where, faults)
+    if own is None:
+        return faults
+    outputs = own.get("Outputs", {})
+    faults.extend(
+        f"{where}: no output {name} (infra/service.yaml reads it)"
+        for name in OWN_OUTPUTS
+        if name not in outputs
+    )
+    declared = set(own.get("Parameters", {}))
+    faults.extend(
+        f"{where}: no parameter {name} (every service's stack passes it)"
+        for name in ("Fleet", "Service", "Role")
+        if name not in declared
+    )
+    timeout, tool, memory = (_number(outputs, n) for n in ("Timeout", "ToolTimeout", "MemorySize"))
+    if memory is not None and not 128 <= memory <= 10240:
+        faults.append(f"{where}: MemorySize {memory:g} MB is outside Lambda's 128-10240")
+    if timeout is not None and timeout > API_GATEWAY_TIMEOUT_SECONDS:
+        faults.append(
+            f"{where}: Timeout {timeout:g} s is above API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s "
+            "for a buffered service: clients get 504 while the function still runs"
+        )
+    if timeout is not None and tool is not None and not tool < timeout:
+        faults.append(
+            f"{where}: ToolTimeout {tool:g} s must be below Timeout {timeout:g} s, so a slow tool "
+            "answers a tool error before Lambda kills it"
+        )
+    if "Environment" in outputs:
+        faults.extend(_environment_faults(outputs, where))
+    return faults + iam_faults(own, where)
+
+
+def _service_folder_faults(service: ServiceDir) -> list[str]:
     faults = []
     run_sh = service.path / "run.sh"
     if not run_sh.is_file() or not os.access(run_sh, os.X_OK):
         faults.append(f"services/{service.name}: run.sh missing or not executable")
     makefile = service.path / "Makefile"
-    if not makefile.is_file() or f"build-{function_id(service.name)}:" not in makefile.read_text():
+    text = makefile.read_text() if makefile.is_file() else ""
+    if "infra/service.mk" not in text and "build-Function:" not in text:
         faults.append(
-            f"services/{service.name}: Makefile lacks target build-{function_id(service.name)}"
+            f"services/{service.name}: Makefile neither includes infra/service.mk nor has build-Function"
         )
     try:
         from mcp_common.discovery import discover_tools
@@ -161,54 +401,33 @@ def _service_faults(service: ServiceDir) -> list[str]:
         discover_tools(service.load_spec().tools_package)
     except Exception as exc:  # noqa: BLE001 - every failure is a fault to report, not a crash
         faults.append(f"services/{service.name}: tools not discoverable: {exc}")
-    return faults
+    return faults + own_stack_faults(service)
 
 
 def check_fleet(root: Path) -> list[str]:
-    """Every inconsistency between services/, template.yaml and the services' tools."""
-    template_path = root / "template.yaml"
-    if not template_path.is_file():
-        return ["template.yaml is missing"]
-    template = load_template(template_path)
-    resources = template.get("Resources", {})
-    outputs = template.get("Outputs", {})
-    globals_ = template.get("Globals", {}).get("Function", {})
-    functions = {
-        name: res for name, res in resources.items() if res.get("Type") == SERVERLESS_FUNCTION
-    }
-    services = service_dirs(root)
+    """Every inconsistency between services/, the templates and the services' tools, and
+    every limit the fleet crosses."""
     faults: list[str] = []
-
-    expected = {function_id(service.name): service for service in services}
-    faults.extend(
-        f"services/{service.name} has no {function_id(service.name)} in template.yaml"
-        for name, service in expected.items()
-        if name not in functions
-    )
-    faults.extend(
-        f"template.yaml function {name} has no service folder under services/"
-        for name in functions
-        if name not in expected
-    )
-    owners: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for name, service in expected.items():
-        resource = functions.get(name)
-        if resource is not None:
-            faults.extend(_function_faults(service.name, resource, globals_))
-            routes = _routes(resource)
-            faults.extend(_route_faults(service.name, routes))
-            for route in routes:
-                owners[route].append(name)
-        if f"{logical_id(service.name)}McpUrl" not in outputs:
-            faults.append(f"template.yaml has no output {logical_id(service.name)}McpUrl")
-        faults.extend(_operations_faults(resources, service.name))
-        faults.extend(_service_faults(service))
-    faults.extend(
-        f"route {method} {path} is claimed by several functions: {', '.join(sorted(names))}"
-        for (path, method), names in sorted(owners.items())
-        if len(names) > 1
-    )
-    faults.extend(_hook_faults(template, [service.name for service in services]))
+    template = _load(root / TEMPLATE, TEMPLATE, faults)
+    service_template = _load(root / SERVICE_TEMPLATE, SERVICE_TEMPLATE, faults)
+    services = [service.name for service in service_dirs(root)]
+    if service_template is not None:
+        faults += _service_template_faults(service_template)
+        faults += _hook_faults(service_template, services)
+    if template is not None:
+        faults += _registration_faults(template, services)
+        layer = template.get("Parameters", {}).get("LambdaAdapterLayerVersion", {}).get("Default")
+        if not isinstance(layer, int) or layer < MIN_ADAPTER_LAYER:
+            faults.append(
+                f"LambdaAdapterLayerVersion defaults to {layer!r}: SnapStart hooks need "
+                f"{MIN_ADAPTER_LAYER} (Lambda Web Adapter v1.1.0) or later"
+            )
+    for service in service_dirs(root):
+        faults += _service_folder_faults(service)
+    if template is not None and service_template is not None and not faults:
+        faults += [
+            f"limit crossed: {usage.describe()}" for usage in fleet_usage(root) if usage.crossed
+        ]
     return faults
 
 
@@ -221,28 +440,49 @@ def elf_machine(path: Path) -> int | None:
     return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
 
 
+LAMBDA_UNZIPPED_BYTES = 250 * 1024 * 1024
+"""A function and all its layers, unzipped (the Web Adapter's layer is a few MB more)."""
+
+
 def check_artifacts(build_dir: Path) -> list[str]:
-    """Faults in built Lambda artifacts: foreign .so files, missing run.sh, dev leftovers."""
+    """Faults in `sam build`'s output: foreign .so files, missing run.sh, dev leftovers, a
+    function and its layers over Lambda's unzipped size."""
     if not build_dir.is_dir():
         raise FleetError(f"{build_dir} does not exist; run `uv run sam build` first")
     faults: list[str] = []
-    artifacts = [path for path in sorted(build_dir.iterdir()) if path.is_dir()]
-    if not artifacts:
-        faults.append(f"{build_dir} holds no artifacts")
-    for artifact in artifacts:
-        run_sh = artifact / "run.sh"
-        if not run_sh.is_file() or not os.access(run_sh, os.X_OK):
-            faults.append(f"{artifact.name}: run.sh missing or not executable")
-        faults.extend(
-            f"{artifact.name}: {so.relative_to(artifact)} is not aarch64 (ELF machine {elf_machine(so)})"
-            for so in artifact.rglob("*.so*")
-            if so.is_file() and elf_machine(so) != ELF_AARCH64
-        )
+    functions = sorted(path.parent for path in build_dir.glob("*/Function/run.sh"))
+    functions += sorted(path.parent for path in build_dir.glob("*Function/run.sh"))
+    layers = sorted(path.parent for path in build_dir.glob("*/python") if path.is_dir())
+    if not functions:
+        faults.append(f"{build_dir} holds no function artifacts (*/Function/run.sh)")
+    for artifact in functions:
+        label = str(artifact.relative_to(build_dir))
+        if not os.access(artifact / "run.sh", os.X_OK):
+            faults.append(f"{label}: run.sh is not executable")
         leftovers = [
             artifact / "bin",
             *artifact.glob("*.pth"),
             artifact / "fleet",
             artifact / "_pytest",
         ]
-        faults.extend(f"{artifact.name}: {p.name} must not ship" for p in leftovers if p.exists())
+        faults.extend(f"{label}: {p.name} must not ship" for p in leftovers if p.exists())
+    for tree in [*functions, *layers]:
+        label = str(tree.relative_to(build_dir))
+        faults.extend(
+            f"{label}: {so.relative_to(tree)} is not aarch64 (ELF machine {elf_machine(so)})"
+            for so in tree.rglob("*.so*")
+            if so.is_file() and elf_machine(so) != ELF_AARCH64
+        )
+    layer_bytes = sum(_size(layer) for layer in layers)
+    for artifact in functions:
+        total = _size(artifact) + layer_bytes
+        if total > LAMBDA_UNZIPPED_BYTES:
+            faults.append(
+                f"{artifact.relative_to(build_dir)}: {total / 2**20:.0f} MB with the layers, "
+                f"above Lambda's {LAMBDA_UNZIPPED_BYTES // 2**20} MB unzipped"
+            )
     return faults
+
+
+def _size(tree: Path) -> int:
+    return sum(path.stat().st_size for path in tree.rglob("*") if path.is_file())

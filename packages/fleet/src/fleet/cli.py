@@ -45,19 +45,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from fleet.build import build_service
+    from fleet.build import build_layer, build_service
 
     root = find_root()
+    out = Path(args.out).resolve()
+    if (args.service is None) == (args.layer is None):
+        raise FleetError("name a service or --layer deps|common (one of them)")
+    if args.layer is not None:
+        build_layer(root, args.layer, out, args.platform, force=args.force)
+        return 0
     by_name = {service.name: service for service in service_dirs(root)}
     if args.service not in by_name:
         raise FleetError(f"no service {args.service!r}; services: {', '.join(by_name) or 'none'}")
-    out = Path(args.out).resolve()
     build_service(root, by_name[args.service], out, args.platform, force=args.force)
     return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from fleet.check import check_artifacts, check_fleet
+    from fleet.limits import PROJECTED_SERVICES, fleet_usage, max_services, projection
 
     root = find_root()
     faults = check_fleet(root)
@@ -69,6 +75,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for fault in faults:
             print(f"  - {fault}", file=sys.stderr)
         return 1
+    usage = fleet_usage(root)
+    print("headroom (CloudFormation, SAM, API Gateway and Lambda limits):")
+    for item in usage:
+        print(f"  {item.describe()}")
+    first = min(
+        (u for u in usage if u.services_left() is not None), key=lambda u: u.services_left()
+    )
+    print(f"  at most {max_services(usage, len(services))} services: then {first.name}")
+    at = ", ".join(
+        f"{u.name} {value:,}/{u.limit:,}{' (over)' if value > u.limit else ''}"
+        for u, value in projection(usage, len(services), PROJECTED_SERVICES)
+    )
+    print(f"  at {PROJECTED_SERVICES} services: {at}")
     checked = f" and artifacts in {args.artifacts}" if args.artifacts else ""
     print(f"fleet check: OK ({len(services)} services: {', '.join(services)}){checked}")
     return 0
@@ -88,6 +107,18 @@ def _cmd_new(args: argparse.Namespace) -> int:
     width = max(len(command) for command, _ in steps)
     for command, why in steps:
         print(f"  {command.ljust(width)}  # {why}")
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from fleet.new import remove_service
+
+    root = find_root()
+    remove_service(root, args.name, lock=not args.no_lock, force=args.force)
+    print(
+        f"removed {args.name!r}. The next `sam deploy` deletes its stack (function, log group, "
+        "alarms, route); what its infra.yaml retains (DeletionPolicy: Retain) stays in the account."
+    )
     return 0
 
 
@@ -122,9 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=_cmd_list)
 
     build = commands.add_parser(
-        "build", help="build one service's Lambda artifact (sam build calls this)"
+        "build", help="build a service's artifact or a shared layer (sam build calls this)"
     )
-    build.add_argument("service", help="service name (folder under services/)")
+    build.add_argument("service", nargs="?", help="service name (folder under services/)")
+    build.add_argument(
+        "--layer",
+        choices=["deps", "common"],
+        help="build a shared layer instead: deps (third-party packages) or common (mcp_common)",
+    )
     build.add_argument(
         "--out",
         required=True,
@@ -137,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--platform",
         choices=["lambda", "host"],
         default="lambda",
-        help="lambda: arm64 / Python 3.13 (default); host: this machine, to run the artifact locally",
+        help="lambda: arm64 / Python 3.13, the service's own code (default); host: this machine, "
+        "with the layers bundled in, to run the artifact locally",
     )
     build.set_defaults(handler=_cmd_build)
 
@@ -149,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", help="lowercase identifier: the URL segment and package stem")
     new.add_argument("--no-lock", action="store_true", help="skip `uv lock` (tests only)")
     new.set_defaults(handler=_cmd_new)
+
+    remove = commands.add_parser(
+        "remove", help="delete a service and its registration (fleet new's inverse)"
+    )
+    remove.add_argument("name", help="the service's name")
+    remove.add_argument("--force", action="store_true", help="delete work git does not have, too")
+    remove.add_argument("--no-lock", action="store_true", help="skip `uv lock` (tests only)")
+    remove.set_defaults(handler=_cmd_remove)
 
     urls = commands.add_parser("urls", help="print deployed service URLs and client configuration")
     urls.add_argument("--stack", required=True, help="CloudFormation stack name")

@@ -1,19 +1,32 @@
-"""`fleet new <name>`: a working service in one command, wired into the workspace and template."""
+"""`fleet new <name>`: a working service in one command, registered in template.yaml.
+
+Everything the service owns goes into its folder, services/<name>: its code, tests, run.sh,
+Makefile and infra.yaml (its own resources and settings). Outside it, only template.yaml's
+registration lines (fleet.template.registration) and uv.lock change: the workspace root is
+virtual, so the new folder is a member as soon as it exists.
+"""
 
 from __future__ import annotations
 
 import keyword
-import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
-from fleet.template import function_id, insert_service, makefile
+from fleet.template import (
+    OWN_TEMPLATE,
+    TEMPLATE,
+    insert_service,
+    logical_id,
+    parse_template,
+    registered_services,
+)
+from fleet.template import remove_service as unregister
 from fleet.workspace import FleetError, service_dirs
 from mcp_common.service import SERVICE_NAME_PATTERN
 
+MAX_NAME_LENGTH = 30
 RESERVED = {
     "mcp",
     "fleet",
@@ -45,10 +58,15 @@ def validate_name(root: Path, name: str) -> None:
     existing = {service.name for service in service_dirs(root)}
     if name in existing or (root / "services" / name).exists():
         raise FleetError(f"service {name!r} already exists (services/{name})")
-    clashes = [other for other in existing if function_id(other) == function_id(name)]
+    clashes = [other for other in existing if logical_id(other) == logical_id(name)]
     if clashes:
         raise FleetError(
-            f"service {name!r} would share the function id {function_id(name)} with {clashes[0]!r}"
+            f"service {name!r} would share the stack id {logical_id(name)} with {clashes[0]!r}"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise FleetError(
+            f"invalid service name {name!r}: at most {MAX_NAME_LENGTH} characters (its function "
+            "is named <stack>-<service>, and Lambda allows 64)"
         )
 
 
@@ -75,16 +93,9 @@ mcp-common = {{ workspace = true }}
 requires = ["uv_build>=0.13,<0.14"]
 build-backend = "uv_build"
 ''',
-        "run.sh": f"""\
-#!/bin/sh
-# Started by the Lambda Web Adapter (AWS_LAMBDA_EXEC_WRAPPER=/opt/bootstrap) and
-# locally alike: serve the {name} service with uvicorn on $PORT (default 8080).
-# The script's own folder goes first on the path so a built artifact runs as is.
-here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
-export PYTHONPATH="$here${{PYTHONPATH:+:$PYTHONPATH}}"
-exec python -m {package} "$@"
-""",
-        "Makefile": makefile(name),
+        "run.sh": run_sh(name),
+        "Makefile": MAKEFILE,
+        OWN_TEMPLATE: own_template(name),
         f"src/{package}/__init__.py": f'''\
 """{name} MCP service."""
 
@@ -149,56 +160,159 @@ async def test_greet_refuses_an_empty_name():
     }
 
 
-def _add_to_root_pyproject(text: str, name: str) -> str:
-    """Add `<name>-service` to the dev group and the workspace sources (text edit, order kept)."""
-    dist = f"{name}-service"
-    group = re.search(r"(?ms)^dev = \[\n(.*?)^\]", text)
-    sources = re.search(r"(?m)^\[tool\.uv\.sources\]\n", text)
-    if group is None or sources is None:
-        raise FleetError(
-            "pyproject.toml: cannot find [dependency-groups] dev = [...] or [tool.uv.sources]"
-        )
-    text = text[: group.end(1)] + f'    "{dist}",\n' + text[group.end(1) :]
-    sources = re.search(r"(?m)^\[tool\.uv\.sources\]\n", text)
-    assert sources is not None
-    text = text[: sources.end()] + f"{dist} = {{ workspace = true }}\n" + text[sources.end() :]
-    data = tomllib.loads(text)  # the edit must leave valid TOML that says what we meant
-    if dist not in data["dependency-groups"]["dev"] or dist not in data["tool"]["uv"]["sources"]:
-        raise FleetError("pyproject.toml: the edit did not take; add the service by hand")
-    return text
+MAKEFILE = """\
+# sam build runs target build-Function (infra/service.mk, shared by every service).
+include $(dir $(lastword $(MAKEFILE_LIST)))../../infra/service.mk
+"""
+
+
+def run_sh(name: str) -> str:
+    """The service's run.sh: what the Web Adapter starts in Lambda, and `fleet` locally."""
+    return f"""\
+#!/bin/sh
+# Started by the Lambda Web Adapter (AWS_LAMBDA_EXEC_WRAPPER=/opt/bootstrap) and
+# locally alike: serve the {name} service with uvicorn on $PORT (default 8080).
+# The path: this folder first (the service's code; a host twin bundles everything here),
+# then, inside Lambda, the fleet's layers in /opt/python (FLEET_LAYERS_DIR elsewhere).
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+layers=${{FLEET_LAYERS_DIR:-${{LAMBDA_TASK_ROOT:+/opt}}}}
+export PYTHONPATH="$here${{layers:+:$layers/python}}${{PYTHONPATH:+:$PYTHONPATH}}"
+exec python -m {name}_service "$@"
+"""
+
+
+def own_template(name: str) -> str:
+    """The service's infra.yaml: nothing of its own yet, the fleet's default settings."""
+    return f"""\
+AWSTemplateFormatVersion: "2010-09-09"
+Description: >-
+  The {name} service's own infrastructure and settings: the one place its team changes
+  it (sizing, timeouts, environment, resources and the IAM statements its code needs).
+Metadata:
+  cfn-lint:
+    config:
+      ignore_checks: [W2001]  # every service's stack gets Fleet, Service and Role; use what you need
+
+Parameters:
+  Fleet:
+    Type: String
+    Description: The fleet's stack name; start the names of named resources with it.
+  Service:
+    Type: String
+    Description: This service's name.
+  Role:
+    Type: String
+    Description: The name of the service function's execution role; attach your resources' policies to it.
+
+Resources:
+  # Nothing of its own yet (a stack needs one resource; this one costs nothing). Add tables,
+  # queues or secrets here, with an AWS::IAM::RolePolicy on Role for what the code calls.
+  Nothing:
+    Type: AWS::CloudFormation::WaitConditionHandle
+
+Outputs:
+  # infra/service.yaml (what every service has) reads these: keep every name.
+  MemorySize:
+    Description: Lambda memory (MB)
+    Value: "1024"
+  Timeout:
+    Description: Lambda timeout (s), above ToolTimeout; at most 29 behind API Gateway
+    Value: "29"
+  ToolTimeout:
+    Description: MCP_TOOL_TIMEOUT_SECONDS, the deadline of one tool call (s)
+    Value: "20"
+  Environment:
+    Description: The service's own environment variables, a JSON object of strings
+    Value: "{{}}"
+"""
+
+
+def _lock(root: Path, log) -> None:
+    log("updating uv.lock (uv lock)")
+    result = subprocess.run(["uv", "lock"], cwd=root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise FleetError(f"uv lock failed:\n{result.stderr.strip()}")
 
 
 def create_service(root: Path, name: str, lock: bool = True, log=print) -> Path:
-    """Create services/<name>, wire it into pyproject.toml and template.yaml, update uv.lock."""
+    """Create services/<name>, register it in template.yaml, update uv.lock.
+
+    Refused before anything is written when the name is invalid or the fleet would cross
+    a limit (fleet.limits); a failure half-way restores every file it touched."""
+    from fleet.limits import over_limits
+
     validate_name(root, name)
-    pyproject, template = root / "pyproject.toml", root / "template.yaml"
-    originals = {
-        path: path.read_text(encoding="utf-8") for path in (pyproject, template, root / "uv.lock")
-    }
-    new_pyproject = _add_to_root_pyproject(originals[pyproject], name)
+    template = root / TEMPLATE
+    originals = {path: path.read_text(encoding="utf-8") for path in (template, root / "uv.lock")}
     new_template = insert_service(originals[template], name)
+    if crossed := over_limits(root, new_template, extra_services=1):
+        raise FleetError(f"adding {name!r} would cross a limit: {'; '.join(crossed)}")
     target = root / "services" / name
     try:
-        log(f"creating services/{name}/")
+        log(f"creating services/{name}/ (code, tests, run.sh, Makefile, {OWN_TEMPLATE})")
         for relative, content in _files(name).items():
             path = target / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
         (target / "run.sh").chmod(0o755)
-        log("adding it to pyproject.toml (workspace sources, dev group)")
-        pyproject.write_text(new_pyproject, encoding="utf-8")
-        log(f"adding {function_id(name)}, its routes and output to template.yaml")
+        log(
+            f"registering it in {TEMPLATE} (nested stack {logical_id(name)}, route, scope, queries)"
+        )
         template.write_text(new_template, encoding="utf-8")
         if lock:
-            log("updating uv.lock (uv lock)")
-            result = subprocess.run(
-                ["uv", "lock"], cwd=root, capture_output=True, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise FleetError(f"uv lock failed:\n{result.stderr.strip()}")
+            _lock(root, log)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         for path, content in originals.items():
             path.write_text(content, encoding="utf-8")
         raise
     return target
+
+
+def _uncommitted(root: Path, folder: Path) -> list[str]:
+    """Files under `folder` that git would lose: changed, or never committed."""
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", str(folder)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:  # not a git checkout: nothing to compare with
+        return []
+    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+
+
+def remove_service(root: Path, name: str, lock: bool = True, force: bool = False, log=print) -> int:
+    """The inverse of `create_service`: delete services/<name> and its registration lines,
+    update uv.lock. Returns the number of template lines removed.
+
+    Works on a folder already deleted by hand (it cleans up what is left). Refuses to delete
+    work git does not have, unless `force`."""
+    template = root / TEMPLATE
+    original = template.read_text(encoding="utf-8")
+    target = root / "services" / name
+    registered = name in registered_services(parse_template(original))
+    if not registered and not target.exists():
+        raise FleetError(f"no service {name!r}: no services/{name} and nothing in {TEMPLATE}")
+    if target.exists() and not force and (lost := _uncommitted(root, target)):
+        raise FleetError(
+            f"services/{name} holds work git does not have ({', '.join(lost[:3])}"
+            f"{', ...' if len(lost) > 3 else ''}): commit it, or pass --force to delete it anyway"
+        )
+    text, removed = unregister(original, name)
+    lock_before = (root / "uv.lock").read_text(encoding="utf-8")
+    try:
+        if removed:
+            log(f"removing {removed} lines that register {name!r} from {TEMPLATE}")
+            template.write_text(text, encoding="utf-8")
+        if target.exists():
+            log(f"deleting services/{name}/")
+            shutil.rmtree(target)
+        if lock:
+            _lock(root, log)
+    except BaseException:
+        template.write_text(original, encoding="utf-8")
+        (root / "uv.lock").write_text(lock_before, encoding="utf-8")
+        raise
+    return removed

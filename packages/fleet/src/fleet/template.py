@@ -1,24 +1,32 @@
-"""template.yaml: the per-service blocks `fleet new` inserts, and a CloudFormation-aware reader.
+"""template.yaml: the lines that register a service, and a CloudFormation-aware reader.
 
-Edits are textual insertions above marker comments, so everything else in the
-file (comments, order, formatting) stays exactly as the operator left it.
+Everything a service has is written once: infra/service.yaml (its function, log group, alarms
+and route values) and services/<svc>/infra.yaml (what is specific to it). template.yaml only
+registers each service, in five places marked by comments; `fleet new` and `fleet remove`
+insert and delete those lines as text, so everything else in the file (comments, order,
+formatting) stays as the operator left it. The file is merged with git's `union` driver
+(.gitattributes): two branches that each add a service keep both registrations.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-FUNCTIONS_MARKER = "  # fleet:services-end (fleet new inserts service resources above this line)"
-OUTPUTS_MARKER = "  # fleet:outputs-end (fleet new inserts service outputs above this line)"
-LOG_GROUPS_MARKER = "# fleet:log-groups (fleet new adds each service's log group above this line)"
-"""Ends each saved query's list of log groups; the list items sit at its indentation."""
-SCOPES_MARKER = "# fleet:scopes (fleet new adds each service's scope above this line)"
-"""Ends the Cognito resource server's scope list."""
-CLIENT_SCOPES_MARKER = "# fleet:client-scopes (fleet new adds each service's scope above this line)"
-"""Ends each Cognito app client's list of allowed scopes."""
+TEMPLATE = "template.yaml"
+SERVICE_TEMPLATE = "infra/service.yaml"
+"""What every service has: instantiated once per service, as a nested stack."""
+SERVICE_STACK = "AWS::CloudFormation::Stack"
+"""How template.yaml nests each service's stack. (Not AWS::Serverless::Application: SAM
+allows 200 of those per template, and nothing else would be left for the fleet.)"""
+OWN_TEMPLATE = "infra.yaml"
+"""Each service's own stack, in its folder: its resources, IAM statements and settings."""
 RESOURCE_SERVER = "mcp-fleet"
 """The Cognito resource server: a service's scope is <RESOURCE_SERVER>/<service>."""
 ALARMS: tuple[str, ...] = (
@@ -27,226 +35,207 @@ ALARMS: tuple[str, ...] = (
     "LambdaErrorsAlarm",
     "ThrottlesAlarm",
 )
-"""Every service's alarms, as `<Stem><Alarm>` resources (fleet check verifies them)."""
+"""Every service's alarms, in infra/service.yaml (fleet check verifies them)."""
+OWN_OUTPUTS: tuple[str, ...] = ("MemorySize", "Timeout", "ToolTimeout", "Environment")
+"""What infra/service.yaml reads from every service's own stack."""
+ROUTE_OUTPUTS: tuple[str, ...] = ("IntegrationUri", "ResponseTransferMode", "IntegrationTimeoutMs")
+"""What each service's route in template.yaml reads from its stack."""
 
 
 def logical_id(service: str) -> str:
-    """`math` → `Math`, `long_name` → `LongName`: the stem of the service's resource ids."""
+    """`math` → `Math`, `long_name` → `LongName`: the service's nested stack in template.yaml."""
     return "".join(part.capitalize() for part in service.split("_"))
 
 
-def function_id(service: str) -> str:
-    return f"{logical_id(service)}Function"
+def route_path(service: str) -> str:
+    """The service's one route: two API Gateway resources, `/<svc>` and `/<svc>/{proxy+}`."""
+    return f"/{service}/{{proxy+}}"
 
 
-def service_block(service: str) -> str:
-    """The function, its log group and its routes, as template.yaml text."""
+@dataclass(frozen=True)
+class Marker:
+    """A comment line in template.yaml above which one kind of registration line goes."""
+
+    name: str
+    where: str
+
+    @property
+    def tag(self) -> str:
+        return f"# fleet:{self.name} "
+
+
+MARKERS: tuple[Marker, ...] = (
+    Marker("services", "Metadata.FleetServices"),
+    Marker("routes", "the API's OpenAPI paths"),
+    Marker("stacks", "Resources"),
+    Marker("scopes", "the Cognito resource server's scopes"),
+    Marker("log-groups", "the saved queries' log groups"),
+)
+
+
+def registration(service: str) -> dict[str, list[str]]:
+    """The lines that register `service`, by marker name, indented relative to the marker."""
     stem = logical_id(service)
-    return f"""\
-  # --- service: {service} ----------------------------------------------------------
-  {stem}Function:
-    Type: AWS::Serverless::Function
-    Metadata:
-      BuildMethod: makefile
-    Properties:
-      CodeUri: services/{service}
-      Description: MCP service "{service}" at /{service}/mcp
-      LoggingConfig:
-        LogGroup: !Ref {stem}LogGroup
-      Environment:
-        Variables:
-          AWS_LWA_READINESS_CHECK_PATH: /{service}/health
-          MCP_API_KEYS_SSM_PARAMETER: !Sub "${{ApiKeysParameterPrefix}}/{service}"
-      Policies:
-        - Statement:
-            - Sid: ReadOwnApiKeys
-              Effect: Allow
-              Action: ssm:GetParameter
-              Resource: !Sub "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{ApiKeysParameterPrefix}}/{service}"
-      Events:
-        Mcp:
-          Type: Api
-          Properties:
-            RestApiId: !Ref FleetApi
-            Path: /{service}/mcp
-            Method: ANY
-        Proxy:
-          Type: Api
-          Properties:
-            RestApiId: !Ref FleetApi
-            Path: /{service}/{{proxy+}}
-            Method: ANY
-        ResourceMetadata:
-          Type: Api
-          Properties:
-            RestApiId: !Ref FleetApi
-            Path: /.well-known/oauth-protected-resource/{service}/mcp
-            Method: GET
-
-  {stem}LogGroup:
-    Type: AWS::Logs::LogGroup
-    Properties:
-      LogGroupName: !Sub "/aws/lambda/${{AWS::StackName}}-{service}"
-      RetentionInDays: !Ref LogRetentionDays
-
-{service_alarms(service)}
-"""
+    reads = {output: f"!GetAtt {stem}.Outputs.{output}" for output in ROUTE_OUTPUTS}
+    return {
+        "services": [f"- {service}"],
+        "routes": [
+            f"{route_path(service)}:",
+            "  x-amazon-apigateway-any-method:",
+            (
+                "    x-amazon-apigateway-integration: {<<: *integration, "
+                f"uri: {reads['IntegrationUri']},"
+            ),
+            (
+                f"      responseTransferMode: {reads['ResponseTransferMode']}, "
+                f"timeoutInMillis: {reads['IntegrationTimeoutMs']}}}"
+            ),
+        ],
+        "stacks": [
+            f"{stem}:",
+            "  Type: AWS::CloudFormation::Stack",
+            (
+                f"  Properties: {{TemplateURL: {SERVICE_TEMPLATE}, "
+                f"Parameters: {{<<: *service_parameters, Service: {service}}}}}"
+            ),
+        ],
+        "scopes": [
+            f"- {{ScopeName: {service}, ScopeDescription: Call the {service} service's tools}}"
+        ],
+        "log-groups": [f"- !GetAtt {stem}.Outputs.LogGroup"],
+    }
 
 
-def service_alarms(service: str) -> str:
-    """The service's alarms: tool-error rate, p99 duration, Lambda errors and throttles."""
-    stem = logical_id(service)
-    actions = """\
-      AlarmActions: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]
-      OKActions: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]"""
-    return f"""\
-  {stem}ToolErrorRateAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmName: !Sub "${{AWS::StackName}}-{service}-tool-error-rate"
-      AlarmDescription: >-
-        More than AlarmToolErrorRatePercent % of the {service} service's requests answered a
-        tool error for 15 minutes. First look: the saved query "errors by tool and principal".
-      Metrics:
-        - Id: toolErrors
-          ReturnData: false
-          MetricStat:
-            Metric:
-              Namespace: !Sub "McpFleet/${{AWS::StackName}}"
-              MetricName: tool_error
-              Dimensions:
-                - Name: service
-                  Value: {service}
-            Period: 300
-            Stat: Average
-        - Id: rate
-          Expression: "100 * toolErrors"
-          Label: tool error rate (%)
-          ReturnData: true
-      ComparisonOperator: GreaterThanThreshold
-      Threshold: !Ref AlarmToolErrorRatePercent
-      EvaluationPeriods: 3
-      TreatMissingData: notBreaching
-{actions}
-
-  {stem}LatencyAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmName: !Sub "${{AWS::StackName}}-{service}-p99-duration"
-      AlarmDescription: >-
-        The {service} service's p99 request duration was above AlarmP99DurationMs for 15
-        minutes. First look: the saved query "slowest tools", then the traces (EnableTracing).
-      Namespace: !Sub "McpFleet/${{AWS::StackName}}"
-      MetricName: duration_ms
-      Dimensions:
-        - Name: service
-          Value: {service}
-      ExtendedStatistic: p99
-      Period: 300
-      EvaluationPeriods: 3
-      ComparisonOperator: GreaterThanThreshold
-      Threshold: !Ref AlarmP99DurationMs
-      TreatMissingData: notBreaching
-{actions}
-
-  {stem}LambdaErrorsAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmName: !Sub "${{AWS::StackName}}-{service}-lambda-errors"
-      AlarmDescription: >-
-        The {service} function failed invocations (crashes, timeouts, out of memory), which
-        clients see as 5xx. First look: the function's log group around the alarm time.
-      Namespace: AWS/Lambda
-      MetricName: Errors
-      Dimensions:
-        - Name: FunctionName
-          Value: !Ref {stem}Function
-      Statistic: Sum
-      Period: 300
-      EvaluationPeriods: 1
-      ComparisonOperator: GreaterThanThreshold
-      Threshold: 0
-      TreatMissingData: notBreaching
-{actions}
-
-  {stem}ThrottlesAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmName: !Sub "${{AWS::StackName}}-{service}-throttles"
-      AlarmDescription: >-
-        Lambda throttled the {service} function (account or reserved concurrency reached), so
-        clients got 429/5xx. First look: the dashboard's concurrency graph.
-      Namespace: AWS/Lambda
-      MetricName: Throttles
-      Dimensions:
-        - Name: FunctionName
-          Value: !Ref {stem}Function
-      Statistic: Sum
-      Period: 300
-      EvaluationPeriods: 1
-      ComparisonOperator: GreaterThanThreshold
-      Threshold: 0
-      TreatMissingData: notBreaching
-{actions}
-"""
+def registration_lines(service: str) -> int:
+    """How many lines registering a service adds to template.yaml."""
+    return sum(len(lines) for lines in registration(service).values())
 
 
-def service_output(service: str) -> str:
-    stem = logical_id(service)
-    return f"""\
-  {stem}McpUrl:
-    Description: MCP endpoint of the {service} service
-    Value: !Sub "https://${{FleetApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/${{StageName}}/{service}/mcp"
-"""
-
-
-def makefile(service: str) -> str:
-    """The service's Makefile: `sam build` (BuildMethod: makefile) runs its target."""
-    return f"""\
-# `sam build` runs this target (BuildMethod: makefile) in a scratch copy of this folder, so the
-# repository root is found from this Makefile's own path. The build itself is
-# packages/fleet/src/fleet/build.py: locked arm64 wheels, workspace code built fresh, bytecode.
-ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
-
-build-{function_id(service)}:
-\tcd "$(ROOT)" && uv run --frozen fleet build {service} --out "$(ARTIFACTS_DIR)"
-"""
+def _marker_lines(text: str) -> dict[str, int]:
+    """{marker name: line index}, each marker exactly once."""
+    lines = text.splitlines()
+    found: dict[str, int] = {}
+    for marker in MARKERS:
+        indexes = [i for i, line in enumerate(lines) if line.strip().startswith(marker.tag)]
+        if len(indexes) != 1:
+            raise ValueError(
+                f"{TEMPLATE} must hold the marker line {marker.tag.strip()!r} ({marker.where}) "
+                f"exactly once; it holds it {len(indexes)} times"
+            )
+        found[marker.name] = indexes[0]
+    return found
 
 
 def insert_service(text: str, service: str) -> str:
-    """`text` with the service's resources and output inserted above the markers, its log
-    group added to every saved query, and its Cognito scope to the resource server and to
-    both app clients."""
-    for marker in (FUNCTIONS_MARKER, OUTPUTS_MARKER):
-        if text.count(marker) != 1:
-            raise ValueError(
-                f"template.yaml must contain the marker line exactly once: {marker.strip()!r}"
-            )
-    list_items = {
-        LOG_GROUPS_MARKER: [f"- !Ref {logical_id(service)}LogGroup"],
-        SCOPES_MARKER: [
-            f"- ScopeName: {service}",
-            f"  ScopeDescription: Call the {service} service's tools",
-        ],
-        CLIENT_SCOPES_MARKER: [f"- {RESOURCE_SERVER}/{service}"],
-    }
-    for marker in list_items:
-        if marker not in text:
-            raise ValueError(f"template.yaml has no marker line {marker!r}")
-    text = text.replace(FUNCTIONS_MARKER, service_block(service) + FUNCTIONS_MARKER)
-    text = text.replace(OUTPUTS_MARKER, service_output(service) + OUTPUTS_MARKER)
-    lines = []
-    for line in text.splitlines(keepends=True):
-        items = list_items.get(line.strip())
-        if items is not None:
-            indent = line[: len(line) - len(line.lstrip())]
-            lines.extend(f"{indent}{item}\n" for item in items)
-        lines.append(line)
+    """`text` with `service`'s registration lines above each marker."""
+    lines = text.splitlines(keepends=True)
+    markers = _marker_lines(text)
+    additions = registration(service)
+    for name, index in sorted(markers.items(), key=lambda item: -item[1]):  # bottom up
+        indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
+        lines[index:index] = [f"{indent}{line}\n" for line in additions[name]]
     return "".join(lines)
 
 
+def remove_service(text: str, service: str) -> tuple[str, int]:
+    """`text` without `service`'s registration lines, and how many lines went.
+
+    Each registration starts at its marker's indentation with the line `fleet new` wrote;
+    the lines indented deeper below it belong to it."""
+    lines = text.splitlines(keepends=True)
+    markers = _marker_lines(text)
+    firsts = {name: lines_[0] for name, lines_ in registration(service).items()}
+    doomed: set[int] = set()
+    for name, marker_index in markers.items():
+        marker_line = lines[marker_index]
+        indent = len(marker_line) - len(marker_line.lstrip())
+        start = _block_start(lines, marker_index, indent)
+        for i in range(start, marker_index):
+            line = lines[i]
+            if len(line) - len(line.lstrip()) == indent and line.strip() == firsts[name]:
+                doomed.add(i)
+                j = i + 1
+                while j < marker_index and (
+                    not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent
+                ):
+                    doomed.add(j)
+                    j += 1
+    kept = [line for i, line in enumerate(lines) if i not in doomed]
+    return "".join(kept), len(doomed)
+
+
+def _block_start(lines: list[str], marker_index: int, indent: int) -> int:
+    """The first line of the list or mapping that ends at the marker: upwards, until a line
+    indented less than the marker."""
+    i = marker_index
+    while i > 0:
+        line = lines[i - 1]
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        i -= 1
+    return i
+
+
+def registered_services(template: dict[str, Any]) -> dict[str, set[str]]:
+    """{service: where template.yaml registers it}, read from the parsed template."""
+    where: dict[str, set[str]] = {}
+
+    def note(service: object, place: str) -> None:
+        if isinstance(service, str):
+            where.setdefault(service, set()).add(place)
+
+    for service in template.get("Metadata", {}).get("FleetServices", []) or []:
+        note(service, "Metadata.FleetServices")
+    resources = template.get("Resources", {})
+    for name, resource in resources.items():
+        properties = resource.get("Properties", {}) or {}
+        kind = resource.get("Type")
+        if kind == SERVICE_STACK:
+            note((properties.get("Parameters") or {}).get("Service"), f"nested stack {name}")
+        elif kind == "AWS::Serverless::Api":
+            paths = ((properties.get("DefinitionBody") or {}).get("paths")) or {}
+            for path in paths:
+                match = re.fullmatch(r"/([^/]+)/\{proxy\+\}", path)
+                note(match[1] if match else path, f"route {path}")
+        elif kind == "AWS::Cognito::UserPoolResourceServer":
+            for scope in properties.get("Scopes", []) or []:
+                note(scope.get("ScopeName"), "Cognito scope")
+        elif kind == "AWS::Logs::QueryDefinition":
+            for group in properties.get("LogGroupNames", []) or []:
+                target = (group.get("Fn::GetAtt") or [None])[0] if isinstance(group, dict) else None
+                stacks = {
+                    stack: (res.get("Properties") or {}).get("Parameters", {}).get("Service")
+                    for stack, res in resources.items()
+                    if res.get("Type") == SERVICE_STACK
+                }
+                note(stacks.get(target, target), f"log groups of {name}")
+    return where
+
+
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """A key twice in one mapping: what a union merge of two edits to one line leaves."""
+
+
 class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as their long form."""
+    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as their long form, and refuses
+    duplicate keys (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Only the mapping's own keys count: a merge key's (<<) values may be overridden.
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
@@ -264,7 +253,55 @@ def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, An
 
 
 _CfnLoader.add_multi_constructor("!", _intrinsic)
+# Its own mapping constructor: other tools (SAM CLI) re-register SafeLoader's, for every user.
+_CfnLoader.add_constructor("tag:yaml.org,2002:map", _CfnLoader.construct_yaml_map)
+
+
+def parse_template(text: str) -> dict[str, Any]:
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return parse_template(path.read_text(encoding="utf-8"))
+
+
+PLACEHOLDER_S3 = "s3://bucket/artifact.zip"
+TRANSFORM_REGION = "us-east-1"
+"""The region offline transforms assume (no AWS call is made; ARNs need a partition)."""
+
+
+def transform(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """The template as CloudFormation runs it: local code and templates replaced by S3
+    locations (what `sam package` does), then the SAM transform, offline."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import (
+        to_py27_compatible_template,
+        undo_mark_unicode_str_in_template,
+    )
+
+    template = copy.deepcopy(template)
+    if "Transform" not in template:
+        return template
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties") or {}
+        kind = resource.get("Type")
+        if kind == "AWS::Serverless::Function":
+            properties["CodeUri"] = PLACEHOLDER_S3
+        elif kind == "AWS::Serverless::LayerVersion":
+            properties["ContentUri"] = PLACEHOLDER_S3
+        elif kind == "AWS::Serverless::Application":
+            properties["Location"] = "https://s3.amazonaws.com/bucket/nested.template"
+        elif kind == "AWS::CloudFormation::Stack":
+            properties["TemplateURL"] = "https://s3.amazonaws.com/bucket/nested.template"
+    parameters = dict(parameters or {})
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle chatter
+    to_py27_compatible_template(template, parameters)
+    translator = Translator(
+        None, Parser(), boto_session=boto3.session.Session(region_name=TRANSFORM_REGION)
+    )
+    transformed = translator.translate(
+        template, parameter_values=parameters, get_managed_policy_map=dict
+    )
+    return undo_mark_unicode_str_in_template(transformed)

@@ -8,7 +8,8 @@ from typing import Any
 
 from fleet.workspace import FleetError
 
-OUTPUT_SUFFIX = "McpUrl"
+SERVICES_OUTPUT = "ServiceNames"
+BASE_OUTPUT = "ApiBaseUrl"
 
 
 def stack_outputs(stack: str, client: Any) -> dict[str, str]:
@@ -21,17 +22,17 @@ def stack_outputs(stack: str, client: Any) -> dict[str, str]:
 
 
 def service_urls(stack: str, outputs: dict[str, str]) -> dict[str, str]:
-    """{service: MCP URL} from the stack's `<Service>McpUrl` outputs."""
-    urls = {}
-    for key, value in outputs.items():
-        if key.endswith(OUTPUT_SUFFIX) and key != OUTPUT_SUFFIX:
-            service = value.rstrip("/").rsplit("/", 2)[-2]
-            urls[service] = value
-    if not urls:
+    """{service: MCP URL}: `<ApiBaseUrl>/<service>/mcp` for each of the stack's ServiceNames.
+
+    (One output for the whole fleet, not one per service: a stack holds at most 200.)"""
+    names = [name.strip() for name in outputs.get(SERVICES_OUTPUT, "").split(",") if name.strip()]
+    base = outputs.get(BASE_OUTPUT, "").rstrip("/")
+    if not names or not base:
         raise FleetError(
-            f"stack {stack!r} has no *{OUTPUT_SUFFIX} outputs; is it the MCP fleet stack?"
+            f"stack {stack!r} has no {SERVICES_OUTPUT} and {BASE_OUTPUT} outputs; "
+            "is it the MCP fleet stack?"
         )
-    return dict(sorted(urls.items()))
+    return {name: f"{base}/{name}/mcp" for name in sorted(names)}
 
 
 CLAUDE_CODE_CALLBACK_PORT = 8765

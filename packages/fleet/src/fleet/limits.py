@@ -1,0 +1,208 @@
+"""The fleet's headroom against the limits one `sam deploy` has to respect.
+
+Every limit is measured on the templates as CloudFormation will run them (after the SAM
+transform), with its growth per added service measured the same way: the template with one
+more registration. `fleet check` prints the headroom and fails on a limit already crossed;
+`fleet new` refuses a service that would cross one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleet.template import (
+    OWN_TEMPLATE,
+    SERVICE_TEMPLATE,
+    TEMPLATE,
+    insert_service,
+    load_template,
+    parse_template,
+    transform,
+)
+from fleet.workspace import service_dirs
+
+STACK_RESOURCES = 500
+STACK_OUTPUTS = 200
+STACK_PARAMETERS = 200
+TEMPLATE_BYTES = 1_048_576
+"""CloudFormation's per-stack quotas (fixed), for the template as uploaded (`sam deploy` puts
+templates in S3) and as processed after the SAM transform."""
+API_RESOURCES_DEFAULT = 300
+"""API Gateway's default quota of resources per REST API (adjustable: Service Quotas,
+"Resources per API"; set the raised value as [tool.fleet] api-resources-per-api)."""
+LAYERS_PER_FUNCTION = 5
+NESTED_STACK_PARAMETERS = 60
+"""SAM's limit on the parameters of a nested application; kept for infra/service.yaml too."""
+PROJECTED_SERVICES = 200
+"""The fleet size `fleet check` projects every growing limit to."""
+PROBE = "zz_headroom_probe"
+"""The name of the service the growth per service is measured with (never written to disk)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One limit: what the fleet uses of it now, and how much each added service adds."""
+
+    name: str
+    used: int
+    limit: int
+    per_service: int = 0
+
+    @property
+    def crossed(self) -> bool:
+        return self.used > self.limit
+
+    def services_left(self) -> int | None:
+        """How many more services fit under this limit (None: it does not grow with them)."""
+        if self.per_service <= 0:
+            return None
+        return max(0, (self.limit - self.used) // self.per_service)
+
+    def at(self, services_added: int) -> int:
+        return self.used + self.per_service * services_added
+
+    def describe(self) -> str:
+        left = self.services_left()
+        room = "" if left is None else f", +{self.per_service}/service: room for {left} more"
+        return f"{self.name}: {self.used:,}/{self.limit:,}{room}"
+
+
+def api_resources_limit(root: Path) -> int:
+    """The REST API's resource quota: the default, or [tool.fleet] api-resources-per-api."""
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        settings = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        raised = settings.get("fleet", {}).get("api-resources-per-api")
+        if isinstance(raised, int) and raised > 0:
+            return raised
+    return API_RESOURCES_DEFAULT
+
+
+def _api_resources(cfn: dict[str, Any]) -> int:
+    """API Gateway resources the OpenAPI body creates: one per path segment node, the root
+    resource `/` included."""
+    nodes = {"/"}
+    for resource in cfn["Resources"].values():
+        if resource["Type"] != "AWS::ApiGateway::RestApi":
+            continue
+        for path in (resource["Properties"].get("Body") or {}).get("paths", {}):
+            parts = [part for part in path.split("/") if part]
+            nodes.update("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))
+    return len(nodes)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    resources: int
+    outputs: int
+    parameters: int
+    uploaded_bytes: int
+    processed_bytes: int
+    api_resources: int
+
+
+def _shape(text: str) -> _Shape:
+    template = parse_template(text)
+    cfn = transform(template)
+    return _Shape(
+        resources=len(cfn.get("Resources", {})),
+        outputs=len(cfn.get("Outputs", {})),
+        parameters=len(cfn.get("Parameters", {})),
+        uploaded_bytes=len(text.encode()),
+        processed_bytes=len(json.dumps(cfn, separators=(",", ":")).encode()),
+        api_resources=_api_resources(cfn),
+    )
+
+
+def fleet_usage(root: Path, template_text: str | None = None) -> list[Usage]:
+    """Every limit, for template.yaml (or `template_text` instead), its service stacks and
+    each service's own stack."""
+    text = template_text if template_text is not None else (root / TEMPLATE).read_text()
+    now, more = _shape(text), _shape(insert_service(text, PROBE))
+    usage = [
+        Usage(
+            "root stack: resources", now.resources, STACK_RESOURCES, more.resources - now.resources
+        ),
+        Usage("root stack: outputs", now.outputs, STACK_OUTPUTS, more.outputs - now.outputs),
+        Usage(
+            "root stack: parameters",
+            now.parameters,
+            STACK_PARAMETERS,
+            more.parameters - now.parameters,
+        ),
+        Usage(
+            "root stack: template bytes",
+            now.uploaded_bytes,
+            TEMPLATE_BYTES,
+            more.uploaded_bytes - now.uploaded_bytes,
+        ),
+        Usage(
+            "root stack: processed template bytes",
+            now.processed_bytes,
+            TEMPLATE_BYTES,
+            more.processed_bytes - now.processed_bytes,
+        ),
+        Usage(
+            "REST API: resources",
+            now.api_resources,
+            api_resources_limit(root),
+            more.api_resources - now.api_resources,
+        ),
+    ]
+    service = load_template(root / SERVICE_TEMPLATE)
+    service_cfn = transform(service)
+    usage += [
+        Usage("each service stack: resources", len(service_cfn["Resources"]), STACK_RESOURCES),
+        Usage("each service stack: outputs", len(service_cfn.get("Outputs", {})), STACK_OUTPUTS),
+        Usage(
+            "each service stack: parameters",
+            len(service.get("Parameters", {})),
+            NESTED_STACK_PARAMETERS,
+        ),
+        Usage(
+            "each function: layers",
+            max(
+                len(res["Properties"].get("Layers", []))
+                for res in service_cfn["Resources"].values()
+                if res["Type"] == "AWS::Lambda::Function"
+            ),
+            LAYERS_PER_FUNCTION,
+        ),
+    ]
+    own = [(s.name, s.path / OWN_TEMPLATE) for s in service_dirs(root)]
+    shapes = [(name, _shape(path.read_text())) for name, path in own if path.is_file()]
+    if shapes:
+        biggest = max(shapes, key=lambda item: item[1].resources)
+        usage.append(
+            Usage(
+                f"own stack: resources (largest: {biggest[0]})",
+                biggest[1].resources,
+                STACK_RESOURCES,
+            )
+        )
+    return usage
+
+
+def over_limits(root: Path, template_text: str, extra_services: int = 0) -> list[str]:
+    """The limits `template_text` crosses, one phrase each (empty: none)."""
+    return [
+        f"{usage.name} would be {usage.used:,} (limit {usage.limit:,})"
+        for usage in fleet_usage(root, template_text)
+        if usage.crossed
+    ]
+
+
+def projection(usage: list[Usage], services_now: int, services: int) -> list[tuple[Usage, int]]:
+    """Each growing limit's use at `services` services."""
+    return [(u, u.at(services - services_now)) for u in usage if u.per_service]
+
+
+def max_services(usage: list[Usage], services_now: int) -> int:
+    """The most services the fleet can have before the first limit is crossed."""
+    lefts = [left for u in usage if (left := u.services_left()) is not None]
+    return services_now + min(lefts) if lefts else math.inf  # type: ignore[return-value]
