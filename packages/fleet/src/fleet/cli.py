@@ -89,7 +89,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     )
     print(f"  at {PROJECTED_SERVICES} services: {at}")
     checked = f" and artifacts in {args.artifacts}" if args.artifacts else ""
-    print(f"fleet check: OK ({len(services)} services: {', '.join(services)}){checked}")
+    shown = services if len(services) <= 12 else [*services[:10], "..."]
+    print(f"fleet check: OK ({len(services)} services: {', '.join(shown)}){checked}")
     return 0
 
 

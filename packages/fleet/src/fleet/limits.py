@@ -40,8 +40,9 @@ NESTED_STACK_PARAMETERS = 60
 """SAM's limit on the parameters of a nested application; kept for infra/service.yaml too."""
 PROJECTED_SERVICES = 200
 """The fleet size `fleet check` projects every growing limit to."""
-PROBE = "zz_headroom_probe"
-"""The name of the service the growth per service is measured with (never written to disk)."""
+PROBE = "zz_headroom_probe_".ljust(30, "x")
+"""The service the growth per service is measured with (never written to disk): as long as
+a name may be (fleet new allows 30 characters), so the projection of bytes is an upper bound."""
 
 
 @dataclass(frozen=True)

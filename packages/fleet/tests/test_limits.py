@@ -1,0 +1,69 @@
+"""The fleet's headroom: measured on the templates as CloudFormation runs them, and projected
+to 200 services from the measured growth per service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet.limits import (
+    API_RESOURCES_DEFAULT,
+    PROJECTED_SERVICES,
+    fleet_usage,
+    max_services,
+    projection,
+)
+from fleet.template import insert_service
+from fleet.workspace import find_root, service_dirs
+
+ROOT = find_root(Path(__file__).parent)
+SERVICES = len(service_dirs(ROOT))
+
+
+@pytest.fixture(scope="module")
+def usage():
+    return {item.name: item for item in fleet_usage(ROOT)}
+
+
+def test_a_service_costs_one_root_resource_and_two_api_resources(usage):
+    assert usage["root stack: resources"].per_service == 1  # its nested stack
+    assert usage["REST API: resources"].per_service == 2  # /<svc> and /<svc>/{proxy+}
+    assert usage["root stack: outputs"].per_service == 0
+    assert usage["root stack: parameters"].per_service == 0
+
+
+def test_at_200_services_every_stack_stays_within_cloudformations_limits(usage):
+    for item, value in projection(list(usage.values()), SERVICES, PROJECTED_SERVICES):
+        if item.name != "REST API: resources":  # an adjustable quota: see the next test
+            assert value <= item.limit, f"{item.name}: {value} > {item.limit} at 200 services"
+    for item in usage.values():
+        if not item.per_service:  # what does not grow: each service's own stacks, layers
+            assert not item.crossed, item.describe()
+
+
+def test_at_least_140_services_fit_the_default_api_quota_and_200_a_raised_one(usage):
+    api = usage["REST API: resources"]
+    assert api.limit == API_RESOURCES_DEFAULT
+    assert max_services(list(usage.values()), SERVICES) >= 140
+    assert api.at(PROJECTED_SERVICES - SERVICES) <= 2 * PROJECTED_SERVICES + 1
+
+
+def test_the_projection_is_what_60_registered_services_measure(usage):
+    """Growth is linear: 60 registrations written into the template measure as projected."""
+    text = (ROOT / "template.yaml").read_text()
+    for i in range(60 - SERVICES):
+        text = insert_service(text, f"grown_{i:03d}")
+    grown = {item.name: item for item in fleet_usage(ROOT, text)}
+    for name in ("root stack: resources", "REST API: resources"):
+        assert grown[name].used == usage[name].at(60 - SERVICES), name
+    for name in ("root stack: template bytes", "root stack: processed template bytes"):
+        assert grown[name].used <= usage[name].at(60 - SERVICES), name  # the longest names
+
+
+def test_a_raised_api_quota_is_read_from_pyproject(tmp_path):
+    from fleet.limits import api_resources_limit
+
+    (tmp_path / "pyproject.toml").write_text("[tool.fleet]\napi-resources-per-api = 600\n")
+    assert api_resources_limit(tmp_path) == 600
+    assert api_resources_limit(tmp_path / "nowhere") == API_RESOURCES_DEFAULT
