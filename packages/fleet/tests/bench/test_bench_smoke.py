@@ -25,6 +25,7 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
             "--no-warm",
             "--no-dev-env",
             "--no-sizes",
+            "--no-scale",
             "--out",
             str(out),
         ]
@@ -45,6 +46,7 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
         "math artifact",
         "seed (SAM default build)",
         "floor (bare ASGI)",
+        "math function + layers (as on Lambda)",
     ):
         assert f"| {variant} |" in report
     assert "| math (dev env) |" not in report  # --no-dev-env

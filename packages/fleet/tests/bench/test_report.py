@@ -58,3 +58,21 @@ def test_without_warm_runs_there_is_no_warm_section():
     text = report.render(variants, {}, [], Settings())
     assert "## Warm path" not in text
     assert "warm p50 vs seed" not in text
+
+
+def test_the_scale_section_compares_uploads_with_one_artifact_per_service():
+    from fleet.bench.scale import ScalePoint
+
+    variants = [measured("math artifact", [0.5]), measured("seed (SAM default build)", [2.0])]
+    variants.append(measured("math function + layers (as on Lambda)", [0.51]))
+    sizes = {"math (function)": (90_000, 30_000), "DepsLayer (shared)": (55e6, 19e6)}
+    sizes["CommonLayer (shared)"] = (400_000, 140_000)
+    points = [ScalePoint(3, 8.0, 19_500_000, 180_000, [("layer", 140_000), ("tpl", 40_000)])]
+    points.append(ScalePoint(50, 45.0, 21_000_000, 900_000, [("layer", 140_000)]))
+    text = report.render(variants, {"sizes": sizes, "scale": points}, [], Settings())
+    assert "| 3 | 8.0 | 19.5 | 180 (2 objects) | 57 |" in text
+    assert "| 50 | 45.0 | 21.0 | 900 (1 objects) | 957 |" in text
+    assert (
+        "| cold start, function + shared layers vs one bundled artifact | 1.02x | ≤ 1.05x | met |"
+        in text
+    )

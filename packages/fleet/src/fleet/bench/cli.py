@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_warm:
             runner.run_warm([*warm_variants, quiet], settings, log)
         extra = {} if args.no_sizes else runner.sizes_and_builds(root, work, settings, log)
+        if not args.no_scale:
+            from fleet.bench.scale import measure_scale
+
+            extra["scale"] = measure_scale(root, work, log)
         importtime = runner.importtime_top(
             artifacts["math artifact"], str(work / "bare-venv" / "bin" / "python")
         )
@@ -91,4 +95,9 @@ def add_parser(commands: Any) -> None:
     )
     bench.add_argument("--no-sizes", action="store_true", help="skip sizes and build times")
     bench.add_argument("--no-cold-build", action="store_true", help="skip the empty-cache build")
+    bench.add_argument(
+        "--no-scale",
+        action="store_true",
+        help="skip sam build at 3 and 50 services and the upload after a one-line change",
+    )
     bench.set_defaults(handler=run)

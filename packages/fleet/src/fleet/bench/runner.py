@@ -32,6 +32,9 @@ from fleet.bench.probe import (
     spawned,
 )
 from fleet.build import (
+    LAYER_PYTHON_DIR,
+    LAYERS,
+    build_layer,
     build_service,
     install_flags,
     install_requirements,
@@ -44,6 +47,9 @@ from mcp_common.apikeys import hash_key
 HERE = Path(__file__).parent
 BENCH_KEY = "bench-key-not-a-secret"
 MCP_PATH = "/math/mcp"
+LAYERED = "math function + layers (as on Lambda)"
+"""The same code as the bundled twin, laid out as Lambda runs it: the function's own folder
+first on the path, then the shared layers (/opt/python there; FLEET_LAYERS_DIR here)."""
 SERVER_CPU, LOAD_CPU = 0, 1
 
 
@@ -106,6 +112,20 @@ def prepare(
         artifact = build_service(root, math, work / "math-artifact", "host", log=lambda _: None).out
     else:
         log(f"using the math artifact's host twin in {artifact}")
+    log("building the math function and the shared layers apart, as Lambda lays them out")
+    layered = work / "math-layered"
+    build_service(
+        root, services["math"], layered / "function", "host", lambda _: None, bundle=False
+    )
+    opt = layered / "opt"
+    for kind in LAYERS:
+        layer = build_layer(root, kind, layered / kind, "host", lambda _: None).out  # type: ignore[arg-type]
+        shutil.copytree(
+            layer / LAYER_PYTHON_DIR,
+            opt / LAYER_PYTHON_DIR,
+            dirs_exist_ok=True,
+            copy_function=os.link,
+        )
     log("packaging the seed design like SAM's default builder (wheels unzipped, no bytecode)")
     seed = _package_script_app(
         root,
@@ -145,6 +165,12 @@ def prepare(
     dev_env = {**ours, "PATH": f"{root / '.venv' / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin"}
     variants = [
         Variant("math artifact", [str(artifact / "run.sh")], ours, {"x-api-key": BENCH_KEY}),
+        Variant(
+            LAYERED,
+            [str(layered / "function" / "run.sh")],
+            {**ours, "FLEET_LAYERS_DIR": str(opt)},
+            {"x-api-key": BENCH_KEY},
+        ),
         Variant("seed (SAM default build)", [str(seed / "run.sh")], base_env),
         Variant("floor (bare ASGI)", [str(floor / "run.sh")], base_env),
         Variant(
@@ -293,9 +319,11 @@ def build_fleet(root: Path, out: Path, caches: Path) -> float:
         "FLEET_BUILD_CACHE": str(caches / "fleet-build"),
     }
     started = time.perf_counter()
+    command = ["uv", "run", "--frozen", "fleet", "build"]
+    for kind, name in LAYERS.items():
+        run_command([*command, "--layer", kind, "--out", str(out / name)], root, env)
     for service in service_dirs(root):
-        command = ["uv", "run", "--frozen", "fleet", "build", service.name]
-        run_command([*command, "--out", str(out / service.name)], root, env)
+        run_command([*command, service.name, "--out", str(out / service.name)], root, env)
     return time.perf_counter() - started
 
 
@@ -310,9 +338,11 @@ def sizes_and_builds(root: Path, work: Path, settings: Settings, log) -> dict[st
     log("building every service for Lambda again, caches warm")
     warm_seconds = build_fleet(root, work / "lambda-warm", caches)
     sizes = {
-        service.name: dir_size(work / "lambda-warm" / service.name)
+        f"{service.name} (function)": dir_size(work / "lambda-warm" / service.name)
         for service in service_dirs(root)
     }
+    for name in LAYERS.values():
+        sizes[f"{name} (shared)"] = dir_size(work / "lambda-warm" / name)
     seed_lambda = _package_script_app(
         root,
         work / "seed-lambda",
