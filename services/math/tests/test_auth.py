@@ -296,10 +296,49 @@ class TestCognito:
         assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
         assert 'scope="mcp-fleet/math"' in response.headers["www-authenticate"]
 
-    def test_machine_token_without_sub_is_its_client(self, cognito_service, cognito):
-        token = cognito.cognito_token(MACHINES, "mcp-fleet/math", sub=None)
+    @pytest.mark.parametrize("sub", [None, ""])
+    def test_a_token_without_sub_is_its_client_in_a_namespace_of_its_own(
+        self, cognito_service, cognito, sub
+    ):
+        """Regression: an empty `sub` with `client_id: victim-user` read victim-user's graph."""
+        token = cognito.cognito_token(MACHINES, "mcp-fleet/math", sub=sub)
+        assert post(cognito_service.base, **self.bearer(token)).status_code == 200
+        assert cognito_service.request_lines()[-1]["principal"] == f"client:{MACHINES}"
+        # A person whose sub happens to equal the client's id is another principal.
+        token = cognito.cognito_token(MACHINES, "mcp-fleet/math", sub=MACHINES)
         assert post(cognito_service.base, **self.bearer(token)).status_code == 200
         assert cognito_service.request_lines()[-1]["principal"] == MACHINES
+
+    def test_a_sub_in_the_client_namespace_is_refused(self, cognito_service, cognito):
+        token = cognito.cognito_token(PEOPLE, "mcp-fleet/math", sub=f"client:{MACHINES}")
+        response = post(cognito_service.base, **self.bearer(token))
+        assert response.status_code == 401
+        assert "reserved prefix" in response.json()["error_description"]
+
+    @pytest.mark.parametrize(
+        "claims",
+        [
+            pytest.param({"client_id": [MACHINES]}, id="client_id-list"),
+            pytest.param({"client_id": {"id": MACHINES}}, id="client_id-object"),
+            pytest.param({"iss": [COGNITO_ISSUER]}, id="iss-array"),
+            pytest.param({"sub": 42}, id="sub-number"),
+            pytest.param({"token_use": ["access"]}, id="token_use-list"),
+            pytest.param({"scope": ["mcp-fleet/math"]}, id="scope-list"),
+            pytest.param({"exp": "tomorrow"}, id="exp-string"),
+            pytest.param({"aud": {"x": 1}}, id="aud-object"),
+        ],
+    )
+    def test_a_signed_token_with_a_claim_of_the_wrong_type_is_401(
+        self, cognito_service, cognito, claims
+    ):
+        """Regression: a `client_id` list (no `aud`) got HTTP 500 and a traceback."""
+        token = cognito.token(
+            **{"client_id": MACHINES, "token_use": "access", "scope": "mcp-fleet/math", **claims}
+        )
+        response = post(cognito_service.base, **self.bearer(token))
+        assert response.status_code == 401
+        assert "malformed" in response.json()["error_description"]
+        assert "Traceback" not in cognito_service.output()
 
     def test_scopes_come_from_scp_too(self, cognito_service, cognito):
         token = cognito.token(aud=MACHINES, scp=["mcp-fleet/math"])

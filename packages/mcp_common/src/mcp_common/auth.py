@@ -39,8 +39,9 @@ _principal: ContextVar[str | None] = ContextVar("mcp_principal", default=None)
 
 
 def current_principal() -> str:
-    """Who is calling: the API key record's `name`, the JWT's `sub` (or `client_id` for a
-    machine token without one), or `local` when MCP_AUTH=none.
+    """Who is calling: the API key record's `name`, the JWT's `sub` (or `client:<client_id>`
+    for a token without one: a namespace no `sub` and no key name can enter), or `local`
+    when MCP_AUTH=none.
 
     For tools that keep data per caller (one tenant per principal). Raises RuntimeError
     outside an authenticated request, so a tool can never fall back to a shared tenant.
@@ -151,6 +152,9 @@ class JwtAuthenticator:
             raise Denied(401, "invalid_token", str(rejected)) from None
         except IssuerUnavailable:
             raise _unavailable() from None
+        except Exception:  # a token no check foresaw: refused (fail closed), never a 500
+            logger.exception("token verification failed unexpectedly; the token is refused")
+            raise Denied(401, "invalid_token", "token signature or format is invalid") from None
         missing = [scope for scope in self.required_scopes if scope not in token.scopes]
         if missing:
             raise Denied(

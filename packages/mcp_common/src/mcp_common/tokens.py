@@ -8,6 +8,12 @@ with the same small clock-skew allowance), `iss` the configured issuer, and eith
   token: Cognito puts the app client in `client_id`, not in `aud`).
 A token that says it is not an access token (`token_use: id`, Cognito's id token) is
 refused whatever else it carries. Scopes come from `scope` (space-separated) or `scp`.
+Every claim the checks read must have the type the JWT and OAuth specs give it, or the
+token is refused (401): a list where a string belongs never reaches a comparison.
+
+The principal is `sub`; a token without one (a client-credentials token of some issuers) is
+the principal `client:<client_id>`, in a namespace of its own, so that no client can pose as
+a user whose `sub` equals its id. A `sub` that starts with `client:` is refused.
 
 The JWKS fetch has a total time budget, not only a per-read timeout, and concurrent
 requests share one fetch. Known keys keep serving while a refresh fails or runs; a
@@ -56,10 +62,18 @@ class IssuerUnavailable(Exception):
     """The issuer's signing keys cannot be fetched (503): neither accepted nor refused."""
 
 
+MACHINE_PREFIX: Final = "client:"
+"""The principal of a token without `sub` is `client:<client_id>`."""
+STRING_CLAIMS: Final = ("iss", "sub", "client_id", "token_use", "scope")
+"""Claims that must be strings when present (RFC 7519, RFC 8693, Cognito)."""
+STRING_OR_LIST_CLAIMS: Final = ("aud", "scp")
+NUMERIC_CLAIMS: Final = ("exp", "nbf", "iat")
+
+
 @dataclass(frozen=True)
 class VerifiedToken:
     principal: str
-    """`sub`, or `client_id` for machine tokens (client credentials carry no `sub`)."""
+    """`sub`, or `client:<client_id>` for a token without one (see the module docstring)."""
     client_id: str | None
     scopes: frozenset[str]
 
@@ -194,6 +208,36 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
+def _check_types(claims: dict[str, Any]) -> None:
+    """Each claim the checks read has its specified type, or the token is refused."""
+    for name in STRING_CLAIMS:
+        if name in claims and not isinstance(claims[name], str):
+            raise TokenRejected(f"token has a malformed {name!r} claim")
+    for name in STRING_OR_LIST_CLAIMS:
+        value = claims.get(name)
+        if value is not None and not (
+            isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(item, str) for item in value))
+        ):
+            raise TokenRejected(f"token has a malformed {name!r} claim")
+    for name in NUMERIC_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise TokenRejected(f"token has a malformed {name!r} claim")
+
+
+def _principal(claims: dict[str, Any]) -> str:
+    """`sub`, or `client:<client_id>` without one: two namespaces that never meet."""
+    subject, client = claims.get("sub"), claims.get("client_id")
+    if subject:
+        if subject.startswith(MACHINE_PREFIX):
+            raise TokenRejected(f"token's subject uses the reserved prefix {MACHINE_PREFIX!r}")
+        return subject
+    if client:
+        return f"{MACHINE_PREFIX}{client}"
+    raise TokenRejected("token names no subject or client")
+
+
 def _scopes(claims: dict[str, Any]) -> frozenset[str]:
     for claim in ("scope", "scp"):
         value = claims.get(claim)
@@ -232,16 +276,12 @@ class TokenVerifier:
             raise TokenRejected("token signature or format is invalid") from None
         if not isinstance(claims, dict):
             raise TokenRejected("token signature or format is invalid")
+        _check_types(claims)
         self._check_claims(claims)
         self._check_audience(claims)
-        principal = claims.get("sub") or claims.get("client_id")
-        if not isinstance(principal, str) or not principal:
-            raise TokenRejected("token names no subject or client")
         client_id = claims.get("client_id")
         return VerifiedToken(
-            principal=principal,
-            client_id=client_id if isinstance(client_id, str) else None,
-            scopes=_scopes(claims),
+            principal=_principal(claims), client_id=client_id, scopes=_scopes(claims)
         )
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
