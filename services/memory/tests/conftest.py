@@ -33,6 +33,7 @@ def limits() -> Limits:
         observations_per_entity=64,
         entities_per_tenant=50,
         relations_per_tenant=50,
+        bytes_per_tenant=20_000,
     )
 
 

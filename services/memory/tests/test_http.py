@@ -123,3 +123,22 @@ async def test_with_a_table_it_uses_dynamodb_through_the_standard_endpoint_varia
                 graph = (await ada.call_tool("read_graph", {})).structured_content
     assert [entity["name"] for entity in graph["entities"]] == ["Ada"]
     assert not (tmp_path / "unused.sqlite").exists()  # SQLite was not used
+
+
+async def test_the_local_store_is_private_to_its_owner(tmp_path):
+    """Regression: .fleet/memory.sqlite (every local tenant's graph) was 0644 in a 0755 folder."""
+    folder = tmp_path / "fresh" / ".fleet"
+    with start_service(RUN_SH, "/memory/health", env(folder / "memory.sqlite")) as service:
+        async with client(service.base, "ada") as ada:
+            await ada.call_tool("read_graph", {})
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / "memory.sqlite").stat().st_mode & 0o777 == 0o600
+    # A file made before the rule is tightened on first use; a folder that is not the
+    # workspace's own .fleet is left as its owner made it.
+    (folder / "memory.sqlite").chmod(0o644)
+    folder.chmod(0o755)
+    with start_service(RUN_SH, "/memory/health", env(folder / "memory.sqlite")) as service:
+        async with client(service.base, "ada") as ada:
+            await ada.call_tool("read_graph", {})
+    assert (folder / "memory.sqlite").stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o755

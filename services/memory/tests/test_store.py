@@ -181,3 +181,39 @@ async def test_observations_per_entity_are_limited(store):
             "t", [ObservationAddition(entityName="Ada", contents=[f"o{n}" for n in range(65)])]
         )
     assert (await store.read_graph("t")).entities[0].observations == []
+
+
+async def test_the_byte_quota_holds_and_deleting_makes_room(store):
+    """Names, types and observations count against MEMORY_MAX_BYTES_PER_TENANT (20,000 here)."""
+    page = "x" * 3997  # an entity: 2 + 1 + 3,997 = 4,000 bytes
+    await store.create_entities("t", [entity(f"e{n}", "k", page) for n in range(4)])  # 16,000
+    with pytest.raises(LimitExceeded, match="MEMORY_MAX_BYTES_PER_TENANT"):
+        await store.create_entities("t", [entity("e4", "k", page + "yy")])  # 20,002
+    with pytest.raises(LimitExceeded, match="MEMORY_MAX_BYTES_PER_TENANT"):
+        await store.add_observations(
+            "t", [ObservationAddition(entityName="e0", contents=["y" * 4001])]
+        )
+    assert (await store.read_graph("t")).entities[0].observations == [page]
+    await store.create_entities("t", [entity("e4", "k", page)])  # exactly 20,000: fits
+    with pytest.raises(LimitExceeded):
+        await store.create_relations("t", [relation("e0", "r", "e1")])
+    await store.delete_observations(
+        "t", [ObservationDeletion(entityName="e0", observations=[page])]
+    )
+    assert await store.create_relations("t", [relation("e0", "r", "e1")])
+    await store.delete_entities("t", ["e1"])  # its relation goes with it
+    assert [e.name for e in await store.create_entities("t", [entity("e5", "k", page)])] == ["e5"]
+    assert (await store.read_graph("other")).entities == []  # quotas are per tenant
+
+
+async def test_read_nodes_is_open_nodes_on_the_whole_graph(store):
+    from memory_service.graph import open_nodes
+
+    await seed(store)
+    await store.create_relations("ada", [relation("Engine", "inspired", "Ada")])
+    for names in (["Ada"], ["Engine", "nobody"], ["Charles", "Ada"], ["nobody"]):
+        expected = open_nodes(await store.read_graph("ada"), names)
+        assert await store.read_nodes("ada", names) == expected, names
+    assert await store.read_nodes("grace", ["Ada"]) == open_nodes(
+        await store.read_graph("grace"), ["Ada"]
+    )

@@ -4,11 +4,12 @@ Items, all under partition key `pk = "T#<tenant>"`:
 - entity:   sk = "E#<name>"; name, entityType, observations (a list), version, created
 - relation: sk = "R#" + JSON [from, type, to]; tk = "R#" + JSON [to, type, from] (the
   `by_target` local index finds the relations pointing at an entity); created
-- counter:  sk = "#META"; entities, relations (the per-tenant limits)
+- counter:  sk = "#META"; entities, relations, bytes (the per-tenant limits)
 JSON keeps composite keys unambiguous whatever the names hold.
 
 No call ever scans: every read is a GetItem, BatchGetItem or a Query of one tenant's
-partition. Every change is one TransactWriteItems (at most 100 writes: 99 items and
+partition, which the byte quota bounds; open_nodes reads only the named entities and the
+relations that touch them. Every change is one TransactWriteItems (at most 100 writes: 99 items and
 the counter), with conditions (the entity's version, `attribute_not_exists`, the
 counter's room), so concurrent writers never lose each other's changes: a conflict
 re-reads and tries again. Deleting entities with many relations takes several
@@ -37,8 +38,12 @@ from memory_service.graph import (
     ObservationDeletion,
     Relation,
     StoreUnavailable,
+    entity_bytes,
     merge_observations,
+    observations_bytes,
+    relation_bytes,
     remove_observations,
+    touching,
     unique,
 )
 
@@ -178,13 +183,18 @@ class DynamoDBStore:
                 return items
             arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
-    def _counter(self, tenant: str, entities: int = 0, relations: int = 0) -> dict[str, Any]:
-        """The transaction's update of the tenant's counts, refused past the limits."""
+    def _counter(
+        self, tenant: str, entities: int = 0, relations: int = 0, size: int = 0
+    ) -> dict[str, Any]:
+        """The transaction's update of the tenant's counts, refused past the limits.
+
+        (A graph written before the byte quota has no `bytes` yet: it counts from there.)"""
         values: dict[str, Any] = {":zero": {"N": "0"}}
         updates, conditions = [], []
         for field, delta, limit in (
             ("entities", entities, self.limits.entities_per_tenant),
             ("relations", relations, self.limits.relations_per_tenant),
+            ("bytes", size, self.limits.bytes_per_tenant),
         ):
             if delta:
                 updates.append(f"{field} = if_not_exists({field}, :zero) + :d_{field}")
@@ -218,8 +228,9 @@ class DynamoDBStore:
                 and all(code in (None, "None") for code in reasons[:-1])
             ):
                 raise LimitExceeded(
-                    "this graph is full: it holds the most entities or relations allowed "
-                    "(MEMORY_MAX_ENTITIES_PER_TENANT, MEMORY_MAX_RELATIONS_PER_TENANT)"
+                    "this graph is full: it holds the most entities, relations or bytes "
+                    "allowed (MEMORY_MAX_ENTITIES_PER_TENANT, MEMORY_MAX_RELATIONS_PER_TENANT, "
+                    "MEMORY_MAX_BYTES_PER_TENANT): delete what is no longer needed first"
                 ) from None
             raise _Conflict(reasons) from None
 
@@ -264,7 +275,8 @@ class DynamoDBStore:
                 }
                 for index, e in enumerate(new)
             ]
-            self._transact([*actions, self._counter(tenant, entities=len(new))], counter_last=True)
+            counter = self._counter(tenant, entities=len(new), size=sum(map(entity_bytes, new)))
+            self._transact([*actions, counter], counter_last=True)
             return new
 
         return await self._run(lambda: self._retrying(attempt))
@@ -294,7 +306,8 @@ class DynamoDBStore:
                 }
                 for index, r in enumerate(new)
             ]
-            self._transact([*actions, self._counter(tenant, relations=len(new))], counter_last=True)
+            counter = self._counter(tenant, relations=len(new), size=sum(map(relation_bytes, new)))
+            self._transact([*actions, counter], counter_last=True)
             return new
 
         return await self._run(lambda: self._retrying(attempt))
@@ -302,7 +315,8 @@ class DynamoDBStore:
     def _update_observations(
         self, tenant: str, found: dict[str, dict], changed: dict[str, list[str]]
     ) -> None:
-        """Write the changed lists, each only if its entity is still the version read."""
+        """Write the changed lists, each only if its entity is still the version read, and
+        count the change of size against the tenant's byte quota, in one transaction."""
         actions = [
             {
                 "Update": {
@@ -320,7 +334,12 @@ class DynamoDBStore:
             for name, observations in changed.items()
         ]
         if actions:
-            self._transact(actions)
+            size = sum(
+                observations_bytes(observations)
+                - observations_bytes(found[entity_key(name)]["observations"])
+                for name, observations in changed.items()
+            )
+            self._transact([*actions, self._counter(tenant, size=size)], counter_last=size > 0)
 
     async def add_observations(
         self, tenant: str, additions: Sequence[ObservationAddition]
@@ -344,7 +363,9 @@ class DynamoDBStore:
 
         await self._run(lambda: self._retrying(attempt))
 
-    def _delete_keys(self, tenant: str, keys: list[str], entities: int, relations: int) -> None:
+    def _delete_keys(
+        self, tenant: str, keys: list[str], entities: int, relations: int, size: int
+    ) -> None:
         """Delete existing items in one transaction, and count them off the tenant's totals."""
         actions = [
             {
@@ -356,7 +377,8 @@ class DynamoDBStore:
             }
             for sk in keys
         ]
-        self._transact([*actions, self._counter(tenant, entities=-entities, relations=-relations)])
+        counter = self._counter(tenant, entities=-entities, relations=-relations, size=-size)
+        self._transact([*actions, counter])
 
     def _delete_relations_now(self, tenant: str, keys: list[str]) -> None:
         for start in range(0, len(keys), TRANSACTION_ITEMS):
@@ -364,14 +386,15 @@ class DynamoDBStore:
             self._retrying(lambda chunk=chunk: self._delete_existing(tenant, chunk, "relations"))
 
     def _delete_existing(self, tenant: str, keys: list[str], kind: str) -> None:
-        present = list(self._get_many(tenant, keys))
+        present = self._get_many(tenant, keys)
         if present:
             count = len(present)
             self._delete_keys(
                 tenant,
-                present,
+                list(present),
                 entities=count if kind == "entities" else 0,
                 relations=count if kind == "relations" else 0,
+                size=sum(_item_bytes(item) for item in present.values()),
             )
 
     async def delete_entities(self, tenant: str, names: Sequence[str]) -> None:
@@ -394,22 +417,51 @@ class DynamoDBStore:
     async def read_graph(self, tenant: str) -> KnowledgeGraph:
         def work() -> KnowledgeGraph:
             items = sorted(self._query(tenant), key=lambda item: item.get("created", ""))
-            entities = [
-                Entity(
-                    name=item["name"],
-                    entityType=item["entityType"],
-                    observations=list(item["observations"]),
-                )
-                for item in items
-                if item["sk"].startswith("E#")
-            ]
-            relations = [
-                Relation.model_validate(
-                    {"from": i["from"], "to": i["to"], "relationType": i["relationType"]}
-                )
-                for i in items
-                if i["sk"].startswith("R#")
-            ]
-            return KnowledgeGraph(entities=entities, relations=relations)
+            return KnowledgeGraph(
+                entities=[_entity(i) for i in items if i["sk"].startswith("E#")],
+                relations=[_relation(i) for i in items if i["sk"].startswith("R#")],
+            )
 
         return await self._run(work)
+
+    async def read_nodes(self, tenant: str, names: Sequence[str]) -> KnowledgeGraph:
+        """The named entities and the relations touching them: nothing else is read."""
+
+        def work() -> KnowledgeGraph:
+            found = self._get_many(tenant, [entity_key(name) for name in names])
+            entities = sorted(found.values(), key=lambda item: item.get("created", ""))
+            outgoing: list[dict] = []
+            incoming: list[str] = []
+            for item in entities:
+                outgoing += self._query(tenant, end_prefix(item["name"]))
+                incoming += [i["sk"] for i in self._query(tenant, end_prefix(item["name"]), True)]
+            relations = {item["sk"]: item for item in outgoing}
+            missing = [sk for sk in unique(incoming) if sk not in relations]
+            relations.update(self._get_many(tenant, missing))
+            ordered = sorted(relations.values(), key=lambda item: item.get("created", ""))
+            kept = {item["name"] for item in entities}
+            return KnowledgeGraph(
+                entities=[_entity(item) for item in entities],
+                relations=touching(map(_relation, ordered), kept),
+            )
+
+        return await self._run(work)
+
+
+def _entity(item: dict[str, Any]) -> Entity:
+    return Entity(
+        name=item["name"], entityType=item["entityType"], observations=list(item["observations"])
+    )
+
+
+def _relation(item: dict[str, Any]) -> Relation:
+    return Relation.model_validate(
+        {"from": item["from"], "to": item["to"], "relationType": item["relationType"]}
+    )
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """What a stored entity or relation counts against the tenant's byte quota."""
+    if item["sk"].startswith("E#"):
+        return entity_bytes(_entity(item))
+    return relation_bytes(_relation(item))

@@ -9,13 +9,21 @@ it is silent or loose, the choice made here is noted:
   and open return the relations that touch any entity they return.
 - Names, types and observations must be non-empty and free of control characters, and
   every limit is a clear tool error (the reference has none: one file per user).
+- A graph holds at most MEMORY_MAX_BYTES_PER_TENANT bytes of names, types and observations,
+  and an answer at most MEMORY_MAX_ANSWER_BYTES: a larger one is cut, in creation order,
+  and says so (`truncated`, `message`), so an agent narrows it with search_nodes or
+  open_nodes (the reference returns the whole file, whatever its size).
+
+Every check runs before any work, and all work is linear in what the call carries: no
+membership test walks a list.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,12 +74,21 @@ class AddedObservations(BaseModel):
 class KnowledgeGraph(BaseModel):
     entities: list[Entity]
     relations: list[Relation]
+    truncated: bool | None = Field(
+        default=None,
+        description="Present (true) when the answer was cut to its size limit: narrow the "
+        "request with search_nodes or open_nodes",
+    )
+    message: str | None = Field(default=None, description="Why and where the answer was cut")
 
-    def dump(self) -> dict[str, list[dict]]:
-        return {
+    def dump(self) -> dict[str, Any]:
+        dumped: dict[str, Any] = {
             "entities": [entity.model_dump() for entity in self.entities],
             "relations": [relation.dump() for relation in self.relations],
         }
+        if self.truncated:
+            dumped.update(truncated=True, message=self.message)
+        return dumped
 
 
 class EntityNotFound(ToolError):
@@ -96,6 +113,35 @@ class Limits:
     observations_per_entity: int
     entities_per_tenant: int
     relations_per_tenant: int
+    bytes_per_tenant: int = 1_000_000
+    answer_bytes: int = 4_000_000
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode())
+
+
+def entity_bytes(entity: Entity) -> int:
+    """What an entity counts against its graph's byte quota: name, type, observations."""
+    return _utf8(entity.name) + _utf8(entity.entityType) + observations_bytes(entity.observations)
+
+
+def observations_bytes(observations: Iterable[str]) -> int:
+    return sum(_utf8(observation) for observation in observations)
+
+
+def relation_bytes(relation: Relation) -> int:
+    return _utf8(relation.from_) + _utf8(relation.relationType) + _utf8(relation.to)
+
+
+def check_room(used: int, adding: int, limits: Limits) -> None:
+    """Refuse a change that would take the graph past its byte quota."""
+    if adding > 0 and used + adding > limits.bytes_per_tenant:
+        raise LimitExceeded(
+            f"this graph would hold {used + adding} bytes; the limit is "
+            f"{limits.bytes_per_tenant} (MEMORY_MAX_BYTES_PER_TENANT): delete what is no "
+            "longer needed first"
+        )
 
 
 def unique(items: Iterable, key=lambda item: item) -> list:
@@ -145,6 +191,37 @@ def check_relation(relation: Relation) -> None:
     _check_text("relation type", relation.relationType, MAX_TYPE_BYTES)
 
 
+def check_additions(additions: Sequence[ObservationAddition], limits: Limits) -> None:
+    """Everything an add_observations call carries, checked before any work: each entity
+    name and observation, no addition larger than an entity may hold, and at most
+    MEMORY_MAX_ITEMS_PER_CALL observations in all."""
+    check_call_size(len(additions), limits)
+    total = 0
+    for addition in additions:
+        check_name(addition.entityName)
+        contents = unique(addition.contents)
+        if len(contents) > limits.observations_per_entity:
+            raise LimitExceeded(
+                f"{len(contents)} observations for {addition.entityName[:40]!r}; an entity holds "
+                f"at most {limits.observations_per_entity} (MEMORY_MAX_OBSERVATIONS_PER_ENTITY)"
+            )
+        for content in contents:
+            _check_text(
+                f"an observation of {addition.entityName[:40]!r}", content, limits.observation_bytes
+            )
+        total += len(contents)
+    if total > limits.items_per_call:
+        raise LimitExceeded(
+            f"{total} observations in one call; the limit is {limits.items_per_call} "
+            "(MEMORY_MAX_ITEMS_PER_CALL): split the call"
+        )
+
+
+def check_deletions(deletions: Sequence[ObservationDeletion], limits: Limits) -> None:
+    check_call_size(len(deletions), limits)
+    check_call_size(sum(len(deletion.observations) for deletion in deletions), limits)
+
+
 def check_call_size(count: int, limits: Limits) -> None:
     if count > limits.items_per_call:
         raise LimitExceeded(
@@ -153,7 +230,7 @@ def check_call_size(count: int, limits: Limits) -> None:
         )
 
 
-def touching(relations: Iterable[Relation], names: set[str]) -> list[Relation]:
+def touching(relations: Iterable[Relation], names: set[str] | frozenset[str]) -> list[Relation]:
     """The relations with at least one end in `names` (what search and open return)."""
     return [r for r in relations if r.from_ in names or r.to in names]
 
@@ -172,6 +249,38 @@ def search(graph: KnowledgeGraph, query: str) -> KnowledgeGraph:
     return KnowledgeGraph(entities=entities, relations=touching(graph.relations, names))
 
 
+def bounded(
+    graph: KnowledgeGraph, limit: int, size: Callable[[KnowledgeGraph], int]
+) -> KnowledgeGraph:
+    """`graph`, or the longest prefix of its entities (with the relations touching them)
+    whose answer fits `limit` bytes, marked truncated. `size` measures an answer."""
+    if size(graph) <= limit:
+        return graph
+
+    def cut(kept: int) -> KnowledgeGraph:
+        names = {entity.name for entity in graph.entities[:kept]}
+        return KnowledgeGraph(
+            entities=graph.entities[:kept],
+            relations=touching(graph.relations, names),
+            truncated=True,
+            message=(
+                f"The answer is cut to its size limit: {kept} of {len(graph.entities)} entities "
+                "and the relations touching them. Narrow it: search_nodes with a query, or "
+                "open_nodes with the names you need."
+            ),
+        )
+
+    fits, low, high = cut(0), 1, len(graph.entities)
+    while low <= high:  # binary search: O(log n) measurements
+        middle = (low + high) // 2
+        candidate = cut(middle)
+        if size(candidate) <= limit:
+            fits, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return fits
+
+
 def open_nodes(graph: KnowledgeGraph, names: Sequence[str]) -> KnowledgeGraph:
     """The named entities (missing names skipped) and the relations touching them."""
     wanted = set(names)
@@ -185,17 +294,29 @@ def merge_observations(
 ) -> tuple[dict[str, list[str]], list[AddedObservations]]:
     """Apply `additions` to the entities' current observations, as the reference does.
 
-    Raises EntityNotFound for the first entity that does not exist (nothing is applied).
+    Raises EntityNotFound for the first entity that does not exist, and LimitExceeded as
+    soon as an entity would hold too many (nothing is applied). Linear in the call's size.
     Returns the changed entities' new lists and, per addition, what it really added.
     """
     lists = {name: list(observations) for name, observations in existing.items()}
+    present = {name: set(observations) for name, observations in existing.items()}
     results = []
     changed: dict[str, list[str]] = {}
     for addition in additions:
         if addition.entityName not in lists:
             raise EntityNotFound(addition.entityName)
-        current = lists[addition.entityName]
-        added = [content for content in unique(addition.contents) if content not in current]
+        current, known = lists[addition.entityName], present[addition.entityName]
+        added = []
+        for content in addition.contents:
+            if content not in known:
+                known.add(content)
+                added.append(content)
+        if len(current) + len(added) > limits.observations_per_entity:
+            raise LimitExceeded(
+                f"entity {addition.entityName!r} would hold {len(current) + len(added)} "
+                f"observations; the limit is {limits.observations_per_entity} "
+                "(MEMORY_MAX_OBSERVATIONS_PER_ENTITY)"
+            )
         current.extend(added)
         if added:
             changed[addition.entityName] = current
@@ -214,7 +335,8 @@ def remove_observations(
         current = changed.get(deletion.entityName, existing.get(deletion.entityName))
         if current is None:
             continue
-        remaining = [o for o in current if o not in set(deletion.observations)]
+        doomed = set(deletion.observations)
+        remaining = [o for o in current if o not in doomed]
         if remaining != current:
             changed[deletion.entityName] = remaining
     return changed

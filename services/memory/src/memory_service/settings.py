@@ -33,13 +33,20 @@ class MemorySettings(BaseSettings):
     table_name: str | None = Field(default=None, min_length=3, max_length=255)
     """DynamoDB table (the template sets it); unset: a local SQLite file."""
     sqlite_path: Path = Field(default_factory=default_sqlite_path)
-    max_items_per_call: int = Field(default=100, ge=1, le=100)
+    max_items_per_call: int = Field(default=99, ge=1, le=99)
     """Entities, relations, names or observations in one call (DynamoDB writes one call's
-    changes in one transaction, which holds at most 100)."""
+    changes in one transaction, which holds at most 100: 99 items and the counter)."""
     max_observation_bytes: int = Field(default=4096, ge=16, le=16384)
     max_observations_per_entity: int = Field(default=64, ge=1, le=1000)
     max_entities_per_tenant: int = Field(default=10_000, ge=1)
     max_relations_per_tenant: int = Field(default=50_000, ge=1)
+    max_bytes_per_tenant: int = Field(default=1_000_000, ge=1024, le=20_000_000)
+    """Names, types and observations of one graph (UTF-8): what a search reads and what an
+    answer may have to carry (each answer holds the graph twice, as structured content and
+    as indented text)."""
+    max_answer_bytes: int = Field(default=4_000_000, ge=16_384, le=5_500_000)
+    """One read_graph / search_nodes / open_nodes answer, both copies, JSON-encoded: under
+    Lambda's 6 MB response limit with room for the envelope."""
 
     @model_validator(mode="after")
     def _fits_one_item(self) -> MemorySettings:
@@ -69,6 +76,8 @@ class MemorySettings(BaseSettings):
             observations_per_entity=self.max_observations_per_entity,
             entities_per_tenant=self.max_entities_per_tenant,
             relations_per_tenant=self.max_relations_per_tenant,
+            bytes_per_tenant=self.max_bytes_per_tenant,
+            answer_bytes=self.max_answer_bytes,
         )
 
 

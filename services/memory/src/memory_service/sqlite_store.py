@@ -1,14 +1,19 @@
 """The local store: one SQLite file, every tenant's graph in it.
 
-Each call is one `BEGIN IMMEDIATE` transaction, so concurrent writers (threads or
-processes) take turns and every change is all-or-nothing. Calls run on worker threads:
-the event loop never waits on the disk.
+Each change is one short `BEGIN IMMEDIATE` transaction (its checks are linear and bounded
+before it starts), so concurrent writers take turns for milliseconds and every change is
+all-or-nothing. Reads take no write lock: in WAL mode they read a snapshot while a writer
+works, so no tenant's change stalls another tenant's read. Calls run on worker threads:
+the event loop never waits on the disk. The file holds every local tenant's graph: it is
+created 0600, in a 0700 folder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -26,8 +31,13 @@ from memory_service.graph import (
     ObservationDeletion,
     Relation,
     StoreUnavailable,
+    check_room,
+    entity_bytes,
     merge_observations,
+    observations_bytes,
+    relation_bytes,
     remove_observations,
+    touching,
 )
 
 T = TypeVar("T")
@@ -39,6 +49,7 @@ CREATE TABLE IF NOT EXISTS entities (
     name TEXT NOT NULL,
     entity_type TEXT NOT NULL,
     observations TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
     UNIQUE (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS relations (
@@ -47,6 +58,7 @@ CREATE TABLE IF NOT EXISTS relations (
     source TEXT NOT NULL,
     relation_type TEXT NOT NULL,
     target TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
     UNIQUE (tenant, source, relation_type, target)
 );
 CREATE INDEX IF NOT EXISTS relations_by_target ON relations (tenant, target);
@@ -80,22 +92,23 @@ class SQLiteStore:
         with self._first_use:
             if self._ready:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
             connection = self._connect()
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(SCHEMA)
+                _count_bytes_of_older_rows(connection)
             finally:
                 connection.close()
             self._ready = True
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         if not self._ready:
             self._prepare()
         connection = self._connect()
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
             try:
                 yield connection
             except BaseException:
@@ -105,10 +118,10 @@ class SQLiteStore:
         finally:
             connection.close()
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, work: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
         def run() -> T:
             try:
-                with self._transaction() as connection:
+                with self._transaction(write) as connection:
                     return work(connection)
             except sqlite3.OperationalError as exc:  # locked past the timeout, disk full, ...
                 raise StoreUnavailable(
@@ -126,6 +139,15 @@ class SQLiteStore:
         )
         return {name: json.loads(observations) for name, observations in rows}
 
+    def _bytes(self, db: sqlite3.Connection, tenant: str) -> int:
+        """What the tenant's graph counts against MEMORY_MAX_BYTES_PER_TENANT."""
+        row = db.execute(
+            "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM entities WHERE tenant = ?)"
+            " + (SELECT COALESCE(SUM(bytes), 0) FROM relations WHERE tenant = ?)",
+            (tenant, tenant),
+        ).fetchone()
+        return int(row[0])
+
     def _count(self, db: sqlite3.Connection, table: str, tenant: str) -> int:
         return db.execute(f"SELECT COUNT(*) FROM {table} WHERE tenant = ?", (tenant,)).fetchone()[0]  # noqa: S608 - a fixed table name
 
@@ -139,9 +161,14 @@ class SQLiteStore:
                     f"this graph would hold {total} entities; the limit is "
                     f"{self.limits.entities_per_tenant} (MEMORY_MAX_ENTITIES_PER_TENANT)"
                 )
+            sizes = [entity_bytes(entity) for entity in new]
+            check_room(self._bytes(db, tenant), sum(sizes), self.limits)
             db.executemany(
-                "INSERT INTO entities (tenant, name, entity_type, observations) VALUES (?,?,?,?)",
-                [(tenant, e.name, e.entityType, json.dumps(e.observations)) for e in new],
+                "INSERT INTO entities (tenant, name, entity_type, observations, bytes) VALUES (?,?,?,?,?)",
+                [
+                    (tenant, e.name, e.entityType, json.dumps(e.observations), size)
+                    for e, size in zip(new, sizes, strict=True)
+                ],
             )
             return new
 
@@ -164,9 +191,10 @@ class SQLiteStore:
                     f"this graph would hold {total} relations; the limit is "
                     f"{self.limits.relations_per_tenant} (MEMORY_MAX_RELATIONS_PER_TENANT)"
                 )
+            check_room(self._bytes(db, tenant), sum(map(relation_bytes, new)), self.limits)
             db.executemany(
-                "INSERT INTO relations (tenant, source, relation_type, target) VALUES (?,?,?,?)",
-                [(tenant, *relation.key()) for relation in new],
+                "INSERT INTO relations (tenant, source, relation_type, target, bytes) VALUES (?,?,?,?,?)",
+                [(tenant, *relation.key(), relation_bytes(relation)) for relation in new],
             )
             return new
 
@@ -178,6 +206,8 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> list[AddedObservations]:
             existing = self._observations(db, tenant, [a.entityName for a in additions])
             changed, results = merge_observations(existing, additions, self.limits)
+            adding = sum(observations_bytes(r.addedObservations) for r in results)
+            check_room(self._bytes(db, tenant), adding, self.limits)
             self._store_observations(db, tenant, changed)
             return results
 
@@ -187,8 +217,12 @@ class SQLiteStore:
         self, db: sqlite3.Connection, tenant: str, changed: dict[str, list[str]]
     ) -> None:
         db.executemany(
-            "UPDATE entities SET observations = ? WHERE tenant = ? AND name = ?",
-            [(json.dumps(observations), tenant, name) for name, observations in changed.items()],
+            "UPDATE entities SET observations = ?, bytes = ? + LENGTH(CAST(name AS BLOB)) "
+            "+ LENGTH(CAST(entity_type AS BLOB)) WHERE tenant = ? AND name = ?",
+            [
+                (json.dumps(observations), observations_bytes(observations), tenant, name)
+                for name, observations in changed.items()
+            ],
         )
 
     async def delete_entities(self, tenant: str, names: Sequence[str]) -> None:
@@ -225,20 +259,91 @@ class SQLiteStore:
 
     async def read_graph(self, tenant: str) -> KnowledgeGraph:
         def work(db: sqlite3.Connection) -> KnowledgeGraph:
-            entities = [
-                Entity(name=name, entityType=kind, observations=json.loads(observations))
-                for name, kind, observations in db.execute(
-                    "SELECT name, entity_type, observations FROM entities WHERE tenant = ? ORDER BY id",
-                    (tenant,),
-                )
-            ]
-            relations = [
-                Relation(from_=source, relationType=kind, to=target)
-                for source, kind, target in db.execute(
-                    "SELECT source, relation_type, target FROM relations WHERE tenant = ? ORDER BY id",
-                    (tenant,),
-                )
-            ]
-            return KnowledgeGraph(entities=entities, relations=relations)
+            return KnowledgeGraph(
+                entities=_entities(db, "tenant = ?", (tenant,)),
+                relations=_relations(db, "tenant = ?", (tenant,)),
+            )
 
-        return await self._run(work)
+        return await self._run(work, write=False)
+
+    async def read_nodes(self, tenant: str, names: Sequence[str]) -> KnowledgeGraph:
+        def work(db: sqlite3.Connection) -> KnowledgeGraph:
+            marks = _marks(len(names))
+            entities = _entities(db, f"tenant = ? AND name IN ({marks})", (tenant, *names))
+            found = [entity.name for entity in entities]
+            if not found:
+                return KnowledgeGraph(entities=[], relations=[])
+            marks = _marks(len(found))
+            relations = _relations(
+                db,
+                f"tenant = ? AND (source IN ({marks}) OR target IN ({marks}))",
+                (tenant, *found, *found),
+            )
+            return KnowledgeGraph(entities=entities, relations=touching(relations, set(found)))
+
+        return await self._run(work, write=False)
+
+
+def _private(path: Path) -> None:
+    """The file 0600 in a 0700 folder: made so, or tightened if made before this rule. An
+    existing folder is tightened only if it is the workspace's own `.fleet` (never, say,
+    /tmp or a home folder named in MEMORY_SQLITE_PATH)."""
+    from memory_service.settings import default_sqlite_path
+
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True)
+    elif folder.resolve() == default_sqlite_path().parent.resolve():
+        folder.chmod(0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _entities(db: sqlite3.Connection, where: str, values: tuple) -> list[Entity]:
+    return [
+        Entity(name=name, entityType=kind, observations=json.loads(observations))
+        for name, kind, observations in db.execute(
+            f"SELECT name, entity_type, observations FROM entities WHERE {where} ORDER BY id",  # noqa: S608 - placeholders only
+            values,
+        )
+    ]
+
+
+def _relations(db: sqlite3.Connection, where: str, values: tuple) -> list[Relation]:
+    return [
+        Relation(from_=source, relationType=kind, to=target)
+        for source, kind, target in db.execute(
+            f"SELECT source, relation_type, target FROM relations WHERE {where} ORDER BY id",  # noqa: S608 - placeholders only
+            values,
+        )
+    ]
+
+
+def _count_bytes_of_older_rows(db: sqlite3.Connection) -> None:
+    """A file made before the byte quota: add its `bytes` columns and fill them once."""
+    for table in ("entities", "relations"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "bytes" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
+    rows = db.execute(
+        "SELECT id, name, entity_type, observations FROM entities WHERE bytes = 0"
+    ).fetchall()
+    db.executemany(
+        "UPDATE entities SET bytes = ? WHERE id = ?",
+        [
+            (entity_bytes(Entity(name=n, entityType=k, observations=json.loads(o))), row_id)
+            for row_id, n, k, o in rows
+        ],
+    )
+    rows = db.execute(
+        "SELECT id, source, relation_type, target FROM relations WHERE bytes = 0"
+    ).fetchall()
+    db.executemany(
+        "UPDATE relations SET bytes = ? WHERE id = ?",
+        [
+            (relation_bytes(Relation(from_=s, relationType=k, to=g)), row_id)
+            for row_id, s, k, g in rows
+        ],
+    )

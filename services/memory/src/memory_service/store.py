@@ -61,6 +61,11 @@ class GraphStore(Protocol):
         """The tenant's whole graph, in creation order."""
         ...
 
+    async def read_nodes(self, tenant: str, names: Sequence[str]) -> KnowledgeGraph:
+        """The named entities (missing ones skipped) and the relations touching them,
+        reading nothing else."""
+        ...
+
     def close(self) -> None:
         """Release connections (before a SnapStart snapshot); the next call reopens them."""
         ...

@@ -23,7 +23,10 @@ from memory_service.graph import (
     ObservationAddition,
     ObservationDeletion,
     Relation,
+    bounded,
+    check_additions,
     check_call_size,
+    check_deletions,
     check_entity,
     check_relation,
     unique,
@@ -64,6 +67,21 @@ def _answer(payload: dict[str, Any], text: str | None = None) -> ToolResult:
     """structuredContent, and the same JSON as text (2-space indent, as the reference)."""
     shown = text if text is not None else json.dumps(payload, indent=2, ensure_ascii=False)
     return ToolResult(content=shown, structured_content=payload)
+
+
+def answer_bytes(found: KnowledgeGraph) -> int:
+    """The bytes an answer carrying `found` takes in the JSON-RPC result: structuredContent
+    (compact JSON) and the indented text, escaped as a JSON string."""
+    payload = found.dump()
+    text = json.dumps(payload, indent=2, ensure_ascii=False)
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()) + len(
+        json.dumps(text, ensure_ascii=False).encode()
+    )
+
+
+def _graph_answer(found: KnowledgeGraph) -> ToolResult:
+    """`found`, cut to MEMORY_MAX_ANSWER_BYTES if it is larger (and marked truncated)."""
+    return _answer(bounded(found, get_store().limits.answer_bytes, answer_bytes).dump())
 
 
 def _done(message: str) -> ToolResult:
@@ -116,7 +134,7 @@ async def create_relations(relations: list[Relation]) -> ToolResult:
 )
 async def add_observations(observations: list[ObservationAddition]) -> ToolResult:
     """Add new observations; a missing entity is an error and nothing changes."""
-    check_call_size(len(observations), get_store().limits)
+    check_additions(observations, get_store().limits)
     results = await get_store().add_observations(current_principal(), observations)
     return _answer({"results": [result.model_dump() for result in results]})
 
@@ -144,7 +162,7 @@ async def delete_entities(
 )
 async def delete_observations(deletions: list[ObservationDeletion]) -> ToolResult:
     """Delete the observations; missing entities are skipped."""
-    check_call_size(len(deletions), get_store().limits)
+    check_deletions(deletions, get_store().limits)
     await get_store().delete_observations(current_principal(), deletions)
     return _done("Observations deleted successfully")
 
@@ -171,8 +189,8 @@ async def delete_relations(
     output_schema=_schema(KnowledgeGraph),
 )
 async def read_graph() -> ToolResult:
-    """This caller's whole graph."""
-    return _answer((await get_store().read_graph(current_principal())).dump())
+    """This caller's whole graph (cut to the answer limit, and marked so, if larger)."""
+    return _graph_answer(await get_store().read_graph(current_principal()))
 
 
 @tool(
@@ -191,7 +209,7 @@ async def search_nodes(
 ) -> ToolResult:
     """Entities matching `query` (case-insensitive) and the relations touching them."""
     whole = await get_store().read_graph(current_principal())
-    return _answer(graph.search(whole, query).dump())
+    return _graph_answer(graph.search(whole, query))
 
 
 @tool(
@@ -205,5 +223,4 @@ async def open_nodes(
 ) -> ToolResult:
     """The named entities (missing ones skipped) and the relations touching them."""
     check_call_size(len(names), get_store().limits)
-    whole = await get_store().read_graph(current_principal())
-    return _answer(graph.open_nodes(whole, names).dump())
+    return _graph_answer(await get_store().read_nodes(current_principal(), unique(names)))

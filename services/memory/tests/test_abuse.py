@@ -1,0 +1,184 @@
+"""The memory service under abuse, started as Lambda starts it (run.sh), over real HTTP.
+
+One tenant's worst allowed calls must finish fast, stay within a memory bound and never stall
+another tenant; every answer must stay within its size bound, saying when it was cut. The
+bounds asserted here are stated in the README's memory table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+
+from fleet.testing import dev_env, loopback_http, start_service
+from mcp_common.apikeys import hash_key
+
+pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
+
+RUN_SH = Path(__file__).resolve().parents[1] / "run.sh"
+KEYS = {"mallory": "mcpk_memory_mallory_0123456789", "victim": "mcpk_memory_victim_0123456789"}
+WORST_CALL_SECONDS = 2.0
+OTHER_TENANT_P99_SECONDS = 1.0
+PEAK_RSS_MB = 512
+
+
+def env(store: Path, **values: str) -> dict[str, str]:
+    records = [
+        {"name": name, "sha256": hash_key(key), "services": ["memory"]}
+        for name, key in KEYS.items()
+    ]
+    return dev_env(
+        MCP_AUTH="api_key",
+        MCP_API_KEYS=json.dumps(records),
+        MEMORY_SQLITE_PATH=str(store),
+        **values,
+    )
+
+
+def rpc(base: str, who: str, tool: str, arguments: dict) -> tuple[float, dict, int]:
+    """(seconds, JSON-RPC response, response bytes) of one tools/call, as a client sends it."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments},
+    }
+    headers = {
+        "authorization": f"Bearer {KEYS[who]}",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-06-18",
+    }
+    started = time.perf_counter()
+    response = loopback_http().post(f"{base}/memory/mcp", json=body, headers=headers, timeout=60)
+    return time.perf_counter() - started, response.json(), len(response.content)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def text_of(answer: dict) -> str:
+    return answer["result"]["content"][0]["text"]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    store = tmp_path_factory.mktemp("abuse") / "memory.sqlite"
+    with start_service(RUN_SH, "/memory/health", env(store)) as running:
+        yield running
+
+
+def test_the_reported_quadratic_call_is_refused_before_any_work(service):
+    """Regression: 100 additions to one entity, 800 distinct strings each (a 574 KB body),
+    burned 25 s of CPU under the store's write lock; every other tenant got "database is
+    locked". Now the call is measured before any work and refused."""
+    rpc(
+        service.base,
+        "mallory",
+        "create_entities",
+        {"entities": [{"name": "target", "entityType": "thing", "observations": []}]},
+    )
+    additions = [
+        {"entityName": "target", "contents": [f"s{i}-{j}" for j in range(800)]} for i in range(100)
+    ]
+    seconds, answer, _ = rpc(
+        service.base, "mallory", "add_observations", {"observations": additions}
+    )
+    assert seconds < WORST_CALL_SECONDS
+    assert answer["result"]["isError"] is True
+    assert "MEMORY_MAX_" in text_of(answer)
+
+
+async def test_worst_allowed_calls_are_fast_bounded_and_never_stall_another_tenant(service):
+    """Mallory's heaviest allowed writes, while the victim reads and searches its own graph."""
+    victim_latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def victim() -> None:
+        async with Client(f"{service.base}/memory/mcp", auth=KEYS["victim"]) as client:
+            await client.call_tool(
+                "create_entities",
+                {"entities": [{"name": "mine", "entityType": "note", "observations": ["hello"]}]},
+            )
+            while not stop.is_set():
+                for tool, arguments in (("read_graph", {}), ("search_nodes", {"query": "hel"})):
+                    started = time.perf_counter()
+                    result = await client.call_tool(tool, arguments)
+                    victim_latencies.append(time.perf_counter() - started)
+                    assert [e["name"] for e in result.structured_content["entities"]] == ["mine"]
+
+    def worst_calls() -> list[float]:
+        """Each of the largest calls the limits allow, one after the other."""
+        timings = []
+        big = "x" * 4000  # near MEMORY_MAX_OBSERVATION_BYTES
+        entities = [
+            {"name": f"bulk-{i}", "entityType": "thing", "observations": [f"{i}-{big}"[:4096]]}
+            for i in range(99)
+        ]
+        timings.append(rpc(service.base, "mallory", "create_entities", {"entities": entities})[0])
+        additions = [
+            {"entityName": f"bulk-{i}", "contents": [f"more {i} {big}"[:4096]]} for i in range(99)
+        ]
+        timings.append(
+            rpc(service.base, "mallory", "add_observations", {"observations": additions})[0]
+        )
+        for tool, arguments in (
+            ("read_graph", {}),
+            ("search_nodes", {"query": "x"}),
+            ("open_nodes", {"names": [f"bulk-{i}" for i in range(99)]}),
+            ("delete_observations", {"deletions": [
+                {"entityName": f"bulk-{i}", "observations": [f"more {i} {big}"[:4096]]}
+                for i in range(99)
+            ]}),
+        ):  # fmt: skip
+            timings.append(rpc(service.base, "mallory", tool, arguments)[0])
+        return timings
+
+    reader = asyncio.create_task(victim())
+    await asyncio.sleep(0.5)
+    timings = await asyncio.to_thread(worst_calls)
+    stop.set()
+    await reader
+    assert max(timings) < WORST_CALL_SECONDS, timings
+    ordered = sorted(victim_latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    assert len(ordered) >= 10
+    assert p99 < OTHER_TENANT_P99_SECONDS, (p99, statistics.median(ordered))
+    assert peak_rss_mb(service.process.pid) < PEAK_RSS_MB
+    assert "database is locked" not in service.output()
+
+
+def test_a_full_graph_is_refused_more_and_answers_within_its_bound(tmp_path):
+    """The byte quota holds; read_graph on a graph larger than an answer says it was cut."""
+    limits = {"MEMORY_MAX_BYTES_PER_TENANT": "400000", "MEMORY_MAX_ANSWER_BYTES": "300000"}
+    with start_service(RUN_SH, "/memory/health", env(tmp_path / "m.sqlite", **limits)) as running:
+        page = "q" * 4000
+        refused = None
+        for call in range(20):
+            entities = [
+                {"name": f"e{call}-{i}", "entityType": "t", "observations": [f"{i}{page}"[:4096]]}
+                for i in range(20)
+            ]
+            _, answer, _ = rpc(running.base, "mallory", "create_entities", {"entities": entities})
+            if answer["result"].get("isError"):
+                refused = text_of(answer)
+                break
+        assert refused is not None
+        assert "MEMORY_MAX_BYTES_PER_TENANT" in refused
+        _, graph, size = rpc(running.base, "mallory", "read_graph", {})
+        structured = graph["result"]["structuredContent"]
+        assert structured["truncated"] is True
+        assert "search_nodes" in structured["message"]
+        assert 0 < len(structured["entities"]) < 100
+        assert size <= 300_000 + 2_000  # the bound, and the JSON-RPC envelope
+        _, opened, _ = rpc(running.base, "mallory", "open_nodes", {"names": ["e0-0", "nope"]})
+        assert [e["name"] for e in opened["result"]["structuredContent"]["entities"]] == ["e0-0"]
