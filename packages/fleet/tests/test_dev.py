@@ -44,3 +44,17 @@ def test_unknown_service_is_404_with_hints(fleet_url):
     response = loopback_http().post(f"{fleet_url}/nope/mcp", json={}, headers=MCP_HEADERS)
     assert response.status_code == 404
     assert "/math/mcp" in response.json()["services"]
+
+
+@pytest.mark.parametrize("path", ["/", "/nope/mcp"])
+def test_what_the_router_answers_itself_checks_the_host_too(fleet_url, path):
+    """Regression: GET / answered a DNS-rebinding Host (evil.example) with the catalog,
+    its URLs built from that Host, while /math/health answered 421."""
+    port = fleet_url.rsplit(":", 1)[1]
+    response = loopback_http().get(f"{fleet_url}{path}", headers={"host": f"evil.example:{port}"})
+    assert response.status_code == 421
+    assert "evil.example" not in response.text
+    health = loopback_http().get(
+        f"{fleet_url}/math/health", headers={"host": f"evil.example:{port}"}
+    )
+    assert health.status_code == 421

@@ -68,11 +68,15 @@ def test_one_line_per_tool_call_with_lambda_ids(sample_url, log_lines):
     assert line["duration_ms"] >= 0
 
 
-def test_tool_error_outcome(sample_url, log_lines):
-    call(sample_url, "refuse", {"reason": "nope"})
+def test_tool_error_outcome_names_the_error_class_never_the_clients_words(sample_url, log_lines):
+    """Regression: the tool's message (which echoes what the client sent, up to 300
+    characters) was the log's `error`. The client still reads it; the log keeps the class."""
+    answer = call(sample_url, "refuse", {"reason": "SSN 078-05-1120"}).json()["result"]
+    assert answer["content"][0]["text"] == "refused: SSN 078-05-1120"
     [line] = log_lines.requests()
     assert line["outcome"] == "tool_error"
-    assert line["error"] == "refused: nope"
+    assert line["error"] == "ToolError"
+    assert "078-05-1120" not in log_lines.stream.getvalue()
 
 
 def test_crash_traceback_goes_to_the_log_only(sample_url, log_lines):
@@ -128,8 +132,7 @@ def test_argument_values_never_reach_the_log(sample_url, log_lines):
     assert response.json()["result"]["isError"] is True
     [line] = log_lines.requests()
     assert line["outcome"] == "tool_error"
-    assert "text" in line["error"]
-    assert "type=" in line["error"]
+    assert line["error"] == "ValidationError"
     assert secret not in log_lines.stream.getvalue()
 
 
@@ -199,6 +202,23 @@ def test_text_format_is_one_compact_line_per_request_for_a_person():
     assert "error=division by zero" in line
     assert "_aws" not in line
     assert not line.lstrip().startswith("{")
+
+
+def test_text_lines_show_control_characters_as_escapes():
+    """Regression: a client's ESC]0;...BEL (window title) and ESC[2K (erase line) reached a
+    developer's terminal raw through LOG_FORMAT=text."""
+    from mcp_common.logs import FIELDS_ATTRIBUTE, REQUEST_LOGGER, TextFormatter
+
+    record = logging.LogRecord(REQUEST_LOGGER, logging.WARNING, "", 0, "mcp request", (), None)
+    record.__dict__[FIELDS_ATTRIBUTE] = {
+        "service": "math",
+        "outcome": "protocol_error",
+        "duration_ms": 1.0,
+        "error": "x\x1b]0;pwned\x07\x1b[2Kfake line\u202e",
+    }
+    line = TextFormatter().format(record)
+    assert line.isprintable()
+    assert "\\x1b]0;pwned\\x07\\x1b[2Kfake line\\u202e" in line
 
 
 @pytest.mark.parametrize(

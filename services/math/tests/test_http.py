@@ -115,3 +115,23 @@ def test_stdout_is_json_lines_only(service):
     requests = service.request_lines()  # log_entries() fails on any non-JSON line
     described = [(r.get("mcp_method"), r.get("tool"), r["outcome"]) for r in requests]
     assert ("tools/call", "add", "ok") in described
+
+
+def test_what_the_client_sent_reaches_neither_the_error_field_nor_a_terminal(tmp_path):
+    """Regressions, through run.sh with LOG_FORMAT=text: the evaluator's message echoed the
+    client's value into the log's `error` (`unsupported constant 'sk_live_...'`), and text
+    lines printed a client's terminal escapes raw."""
+    secret = "sk_live_51HxYzNotARealKey"
+    with start_service(RUN_SH, "/math/health", env=dev_env(LOG_FORMAT="text")) as running:
+        headers = {**MCP_HEADERS, "mcp-protocol-version": "2025-06-18"}
+        call = {**CALL_ADD, "params": {"name": "evaluate", "arguments": {"expression": secret}}}
+        answer = loopback_http().post(f"{running.base}/math/mcp", json=call, headers=headers)
+        assert secret in answer.json()["result"]["content"][0]["text"]  # the client is told
+        hostile = {"jsonrpc": "2.0", "id": 2, "method": "\x1b]0;pwned\x07\x1b[2Kforged"}
+        loopback_http().post(f"{running.base}/math/mcp", json=hostile, headers=headers)
+        output = running.output()
+    assert secret not in output
+    assert "evaluate tool_error" in output
+    assert "error=ToolError" in output
+    assert "\x1b" not in output
+    assert "\x07" not in output

@@ -17,15 +17,23 @@ from starlette.types import Receive, Scope, Send
 from fleet.catalog import fleet_catalog
 from fleet.workspace import ServiceDir
 from mcp_common.app import AppSettings, create_app
+from mcp_common.hardening import HostOriginGuardMiddleware
 
 WELL_KNOWN = ".well-known"
 
 
 class FleetApp:
-    """ASGI router over per-service apps, plus `GET /` answering the catalog."""
+    """ASGI router over per-service apps, plus `GET /` answering the catalog.
 
-    def __init__(self, apps: dict[str, Starlette]) -> None:
+    What the router answers itself (the catalog, the 404 that lists the services) passes the
+    same Host/Origin guard as every service: a DNS-rebinding page must not read it either."""
+
+    def __init__(self, apps: dict[str, Starlette], settings: AppSettings | None = None) -> None:
         self.apps = apps
+        http = (settings or AppSettings()).http
+        self.own = HostOriginGuardMiddleware(
+            self._own, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
+        )
 
     async def catalog(self, base_url: str) -> dict[str, Any]:
         servers = [(app.state.service, app.state.mcp_server) for app in self.apps.values()]
@@ -44,17 +52,18 @@ class FleetApp:
             return
         if scope["type"] != "http":
             return
+        app = self.apps.get(self._service_for(scope["path"]) or "")
+        await (app or self.own)(scope, receive, send)
+
+    async def _own(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The catalog at `/`, else a 404 that lists the services (Host already checked)."""
         if scope["path"] == "/":
             host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
             body = await self.catalog(f"{scope.get('scheme', 'http')}://{host}")
             await JSONResponse(body)(scope, receive, send)
             return
-        app = self.apps.get(self._service_for(scope["path"]) or "")
-        if app is None:
-            hint = {"error": "not found", "services": [f"/{name}/mcp" for name in self.apps]}
-            await JSONResponse(hint, status_code=404)(scope, receive, send)
-            return
-        await app(scope, receive, send)
+        hint = {"error": "not found", "services": [f"/{name}/mcp" for name in self.apps]}
+        await JSONResponse(hint, status_code=404)(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -75,5 +84,6 @@ def build_fleet_app(services: list[ServiceDir], settings: AppSettings | None = N
     """One app per service folder, through the same factory (and settings) Lambda uses."""
     settings = settings or AppSettings()
     return FleetApp(
-        {service.name: create_app(service.load_spec(), settings) for service in services}
+        {service.name: create_app(service.load_spec(), settings) for service in services},
+        settings,
     )

@@ -292,6 +292,9 @@ class RequestGuardMiddleware:
             if state["started"]:
                 return
             state["timed_out"] = True
+            record = current_request.get()  # the timer runs in the request's context
+            if record is not None:
+                record.error = "deadline"
             name = tool if tool in self.tool_names else "(unknown)"
             text = (
                 f"tool {name!r} did not finish within {self.tool_timeout_seconds:g} s; "

@@ -135,18 +135,27 @@ def _capped(entry: dict[str, Any], line: str) -> str:
 
 
 class _ExpectedToolErrors(logging.Filter):
-    """Demote fastmcp's ERROR line for a ToolError to DEBUG.
+    """Demote fastmcp's ERROR line for a ToolError to DEBUG, and name the error's class in
+    the request line.
 
     A ToolError is an answer the tool chose (the caller reads it as `isError`), not a
-    fault: the request line already records it once, as `tool_error` with its message.
-    Unexpected exceptions keep their ERROR line and traceback (they carry exc_info).
+    fault: the request line already records it once, as `tool_error` with its class (the
+    message stays the client's: it may echo what the client sent). Unexpected exceptions
+    keep their ERROR line and traceback (they carry exc_info). fastmcp logs these lines in
+    the `except` block, so the exception is the one being handled.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith(("Error calling tool", "Invalid arguments for tool")):
+            handled = sys.exc_info()[1]
+            request = current_request.get()
+            if request is not None and handled is not None and request.error is None:
+                request.error = type(handled).__name__
         if (
             record.levelno >= logging.ERROR
             and not record.exc_info
-            and str(record.msg).startswith("Error calling tool")
+            and message.startswith("Error calling tool")
         ):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
@@ -197,10 +206,31 @@ class TextFormatter(logging.Formatter):
             text = f"{record.name}: {record.getMessage()} {shown}"
         else:
             text = f"{record.name}: {record.getMessage()}"
-        line = f"{stamp} {record.levelname:<7} {' '.join(text.split())}"
+        line = f"{stamp} {record.levelname:<7} {_visible(' '.join(text.split()))}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            trace = self.formatException(record.exc_info)
+            line += "\n" + "\n".join(_visible(part) for part in trace.split("\n"))
         return line
+
+
+def _visible(text: str) -> str:
+    """`text` with every character a terminal would act on shown as an escape (`\\x1b`):
+    a client's value must not set a window title, erase a line or forge what a person reads
+    (JSON lines escape them already)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
 
 
 def resolve_format(configured: str) -> str:
@@ -348,31 +378,25 @@ def emit_request_line(
     _request_logger.handle(line)
 
 
-_VALIDATION_DETAIL = re.compile(r"\[type=([\w.]+)[^\n]*")
-
-
-def _tool_error_text(body: bytes) -> str | None:
-    """The message a tool error result carried to the client, for the log.
-
-    Argument validation errors quote the caller's values (`input_value='sk_live_…'`),
-    which may be secrets: the log keeps each error's field and reason, never the value.
-    """
-    message = untrusted.loads(body)
-    try:
-        text = str(message["result"]["content"][0]["text"])
-    except (KeyError, IndexError, TypeError):
-        return None
-    return _VALIDATION_DETAIL.sub(r"[type=\1]", text)[:300]
-
-
 _VERSION_REFUSALS = (b'"code":-32022', b'"code":-32020')  # SEP-2575: unsupported, mismatch
+JSONRPC_CODES: Final = {
+    -32700: "parse error",
+    -32600: "invalid request",
+    -32601: "method not found",
+    -32602: "invalid params",
+    -32603: "internal error",
+}
 
 
-def _jsonrpc_error_text(body: bytes) -> str | None:
-    """The message of the JSON-RPC error the client received (the library's own words)."""
+def _jsonrpc_error_code(body: bytes) -> str | None:
+    """The JSON-RPC error the client received, by its code: the library's message may quote
+    what the client sent (a tool name, a value), so the log keeps the code only."""
     error = untrusted.json_object(body).get("error")
-    message = error.get("message") if isinstance(error, dict) else None
-    return untrusted.excerpt(message, 160) if isinstance(message, str) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if not isinstance(code, int) or isinstance(code, bool):
+        return None
+    name = JSONRPC_CODES.get(code)
+    return f"jsonrpc {code}" + (f" ({name})" if name else "")
 
 
 def classify_response(record: RequestRecord, status: int | None, body: bytes) -> None:
@@ -385,10 +409,10 @@ def classify_response(record: RequestRecord, status: int | None, body: bytes) ->
         if record.refusal is None and any(code in head for code in _VERSION_REFUSALS):
             record.refusal = "version"
         if record.error is None and body:
-            record.error = _jsonrpc_error_text(body)
+            record.error = _jsonrpc_error_code(body)
     elif b'"isError":true' in body:
         record.outcome = "tool_error"
-        record.error = _tool_error_text(body)
+        record.error = record.error or "ToolError"
     else:
         record.outcome = "ok"
 
