@@ -161,6 +161,16 @@ class TestOutFolder:
         prepare_out(ROOT, theirs, force=True)
         assert sorted(path.name for path in theirs.iterdir()) == [MARKER]
 
+    def test_a_symbolic_link_is_refused_even_with_force(self, tmp_path, capsys):
+        """Regression: `--out link --force` emptied the folder the link pointed to."""
+        precious = tmp_path / "precious"
+        precious.mkdir()
+        (precious / "notes.txt").write_text("keep")
+        (tmp_path / "link").symlink_to(precious)
+        assert main(["build", "math", "--out", str(tmp_path / "link"), "--force"]) == 1
+        assert "symbolic link" in capsys.readouterr().err
+        assert (precious / "notes.txt").read_text() == "keep"
+
     @pytest.mark.parametrize("where", [".", "..", "~", "/"])
     def test_the_workspace_and_home_are_never_emptied_even_with_force(self, where):
         target = {"~": Path.home(), "/": Path("/")}.get(where, ROOT / where)

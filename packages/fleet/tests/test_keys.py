@@ -77,6 +77,24 @@ def test_list_and_revoke(records_file, capsys):
     assert "no key named 'a'" in capsys.readouterr().err
 
 
+def test_a_revoked_name_is_not_reissued_unless_on_purpose(records_file, capsys):
+    """Regression: revoke, then create with the same name, gave the new holder the old
+    holder's principal, and so its memories (the memory service's graph)."""
+    create(records_file, capsys, "tester", "memory")
+    assert main(["keys", "revoke", "--file", records_file, "--name", "tester"]) == 0
+    capsys.readouterr()
+    again = ["keys", "create", "--file", records_file, "--name", "tester", "--services", "memory"]
+    assert main(again) == 1
+    assert "was the name of a key revoked on" in capsys.readouterr().err
+    assert parse_records(Path(records_file).read_text()) == []
+    key = create(records_file, capsys, "tester", "memory", "--reuse")
+    [record] = parse_records(Path(records_file).read_text())
+    assert record.sha256 == hash_key(key)
+    revoked = Path(records_file).with_name("keys.revoked.json")
+    assert json.loads(revoked.read_text()) == {}  # in use again
+    assert revoked.stat().st_mode & 0o077 == 0
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     with fake_aws():

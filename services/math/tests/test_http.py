@@ -135,3 +135,45 @@ def test_what_the_client_sent_reaches_neither_the_error_field_nor_a_terminal(tmp
     assert "error=ToolError" in output
     assert "\x1b" not in output
     assert "\x07" not in output
+
+
+def test_slow_clients_are_cut_off_within_their_deadlines():
+    """Regressions (slowloris), through run.sh: a client sending one header line every 2 s
+    kept its connection 30+ s; a request with Content-Length: 100 and 1 byte of body got no
+    answer for 25 s. Now the head must arrive within MCP_HEADER_TIMEOUT_SECONDS and the body
+    within MCP_BODY_TIMEOUT_SECONDS (1.5 s each here)."""
+    import socket
+    import time
+
+    limits = {"MCP_HEADER_TIMEOUT_SECONDS": "1.5", "MCP_BODY_TIMEOUT_SECONDS": "1.5"}
+    with start_service(RUN_SH, "/math/health", env=dev_env(**limits)) as running:
+        port = int(running.base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as dripping:
+            started = time.monotonic()
+            dripping.sendall(b"POST /math/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+            closed_after = None
+            for line in range(20):
+                time.sleep(0.4)
+                try:
+                    dripping.sendall(f"x-drip-{line}: 1\r\n".encode())
+                except OSError:
+                    closed_after = time.monotonic() - started
+                    break
+            if closed_after is None:
+                dripping.settimeout(5)
+                assert dripping.recv(1024) == b""
+                closed_after = time.monotonic() - started
+        assert closed_after < 4.0
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            started = time.monotonic()
+            stalled.sendall(
+                b"POST /math/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                b"accept: application/json, text/event-stream\r\ncontent-length: 100\r\n\r\n{"
+            )
+            answer = stalled.recv(4096)
+            assert time.monotonic() - started < 4.0
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert b"request body not received within 1.5 s" in answer
+        # An ordinary client on a new connection is served as before.
+        assert loopback_http().get(f"{running.base}/math/health").status_code == 200

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from fleet.testing import dev_env, refused_start, start_service
+from fleet.testing import dev_env, loopback_http, refused_start, start_service
 from mcp_common.apikeys import hash_key
 from memory_service.settings import default_sqlite_path
 
@@ -142,3 +142,35 @@ async def test_the_local_store_is_private_to_its_owner(tmp_path):
             await ada.call_tool("read_graph", {})
     assert (folder / "memory.sqlite").stat().st_mode & 0o777 == 0o600
     assert folder.stat().st_mode & 0o777 == 0o755
+
+
+async def test_a_revoked_keys_name_and_graph_are_not_handed_to_a_new_key(tmp_path, capsys):
+    """Regression, through run.sh: `fleet keys revoke --name tester`, then `fleet keys create
+    --name tester`, gave the new holder the old holder's graph. Now the name is refused
+    unless `--reuse` says so on purpose."""
+    import re
+
+    from fleet.cli import main
+
+    records = tmp_path / "keys.json"
+    create = ["keys", "create", "--file", str(records), "--name", "tester", "--services", "memory"]
+    assert main(create) == 0
+    key = re.search(r"(mcpk_\S+)", capsys.readouterr().out)[1]
+    store = tmp_path / "memory.sqlite"
+
+    def started():
+        settings = {**env(store), "MCP_API_KEYS": records.read_text()}
+        return start_service(RUN_SH, "/memory/health", settings)
+
+    with started() as service:
+        async with Client(f"{service.base}/memory/mcp", auth=key) as tester:
+            entity = {"name": "diary", "entityType": "note", "observations": ["private"]}
+            await tester.call_tool("create_entities", {"entities": [entity]})
+    assert main(["keys", "revoke", "--file", str(records), "--name", "tester"]) == 0
+    assert main(create) == 1
+    assert "was the name of a key revoked" in capsys.readouterr().err
+    with started() as service:
+        refused = loopback_http().post(
+            f"{service.base}/memory/mcp", json={}, headers={"authorization": f"Bearer {key}"}
+        )
+        assert refused.status_code == 401

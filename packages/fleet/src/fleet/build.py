@@ -359,8 +359,11 @@ MARKER: Final = ".fleet-build"
 def prepare_out(root: Path, out: Path, force: bool = False) -> None:
     """Empty `out` for a build, but only if `fleet build` made it (or `force` says so).
 
-    Never the workspace, a folder holding it, or the home folder, whatever `force` says.
+    Never the workspace, a folder holding it, or the home folder, whatever `force` says;
+    never through a symbolic link (it would empty the folder the link points to).
     """
+    if out.is_symlink():
+        raise FleetError(f"--out {out} is a symbolic link: name the folder itself")
     out = out.resolve()
     protected = {root.resolve(), Path.home().resolve(), Path("/")}
     if out in protected or root.resolve().is_relative_to(out):

@@ -29,7 +29,13 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     for service in services:
         print(f"  {service.name:<12} {base}/{service.name}/mcp", flush=True)
     print(f"  catalog      {base}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    from mcp_common.hardening import bounded_h11_protocol
+    from mcp_common.settings import HttpSettings
+
+    protocol = bounded_h11_protocol(HttpSettings().header_timeout_seconds)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_config=None, access_log=False, http=protocol
+    )
     return 0
 
 
@@ -48,7 +54,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from fleet.build import build_layer, build_service
 
     root = find_root()
-    out = Path(args.out).resolve()
+    out = Path(args.out).absolute()  # not resolved: a symbolic link is refused, not followed
     if (args.service is None) == (args.layer is None):
         raise FleetError("name a service or --layer deps|common (one of them)")
     if args.layer is not None:

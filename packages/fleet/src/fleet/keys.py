@@ -3,6 +3,10 @@
 A key is shown once, at creation; only its SHA-256 is ever stored. Records live
 in a local file (default .fleet/api-keys.json, git-ignored) until `put` writes
 them to the SSM SecureString or Secrets Manager secret the services read.
+
+A key's name is its holder's principal: the memory service keeps a graph under it. So a
+revoked name is remembered (.fleet/api-keys.revoked.json) and not given to a new key unless
+`create --reuse` says so on purpose: its new holder would read the old holder's memories.
 """
 
 from __future__ import annotations
@@ -105,6 +109,32 @@ class SecretStore:
             self.client.create_secret(Name=self.secret_id, SecretString=text)
 
 
+class RevokedNames:
+    """The names of revoked keys, kept beside the local records file (owner-only, atomic)."""
+
+    def __init__(self, records_file: Path) -> None:
+        self.path = records_file.with_name(f"{records_file.stem}.revoked.json")
+
+    def load(self) -> dict[str, str]:
+        """{name: when it was revoked (ISO 8601)}."""
+        if not self.path.exists():
+            return {}
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        return {str(name): str(when) for name, when in data.items()}
+
+    def save(self, names: dict[str, str]) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(names, indent=2, sort_keys=True) + "\n")
+            scratch.replace(self.path)
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
+
+
 def stores_from_args(args: argparse.Namespace) -> list[RecordStore]:
     """The stores a command works on: one per service under --ssm-prefix (what the deployed
     functions read: <prefix>/<service>), else the one SSM parameter, secret or file."""
@@ -167,11 +197,22 @@ def create(args: argparse.Namespace) -> int:
     records = store.load()
     if any(record.name == args.name for record in records):
         raise FleetError(f"a key named {args.name!r} already exists in {store.description}")
+    revoked = RevokedNames(Path(args.file))
+    names = revoked.load()
+    if args.name in names and not args.reuse:
+        raise FleetError(
+            f"{args.name!r} was the name of a key revoked on {names[args.name]}: a new key with "
+            "that name is the same principal, and would read what its old holder kept (the "
+            "memory service's graph). Pick another name, or pass --reuse if that is meant"
+        )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKeyRecord(
         name=args.name, sha256=hash_key(key), services=services, expires=_parse_expiry(args.expires)
     )
     store.save([*records, record])
+    if args.name in names:
+        revoked.save({name: when for name, when in names.items() if name != args.name})
+        print(f"reusing the revoked name {args.name!r}: this key's holder is its old principal")
     print(f"API key for {args.name!r} (shown once; store it in your client's secret store):")
     print(f"  {key}")
     print(f"record added to {store.description}:")
@@ -229,6 +270,8 @@ def revoke(args: argparse.Namespace) -> int:
     if not removed:
         described = ", ".join(store.description for store in stores)
         raise FleetError(f"no key named {args.name!r} in {described}")
+    revoked = RevokedNames(local.path)
+    revoked.save({**revoked.load(), args.name: datetime.now(UTC).isoformat(timespec="seconds")})
     print(
         "deployed services re-read their key parameter every MCP_API_KEYS_TTL_SECONDS "
         "(template: ApiKeysCacheSeconds, default 300 s): the key stops working within that time"
@@ -259,6 +302,11 @@ def add_parser(commands: Any) -> None:
     new.add_argument("--name", required=True, help="principal name shown in logs")
     new.add_argument("--services", required=True, help="comma-separated services, or '*'")
     new.add_argument("--expires", help="ISO 8601 expiry, e.g. 2027-06-30")
+    new.add_argument(
+        "--reuse",
+        action="store_true",
+        help="allow the name of a revoked key (its new holder is the same principal)",
+    )
     new.set_defaults(handler=create)
 
     upload = verbs.add_parser("put", help="write the local records to SSM or Secrets Manager")

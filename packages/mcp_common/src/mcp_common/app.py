@@ -124,6 +124,7 @@ def _http_middleware(
             max_body_bytes=http.max_body_bytes,
             tool_timeout_seconds=http.tool_timeout_seconds,
             tool_names=tool_names,
+            body_timeout_seconds=http.body_timeout_seconds,
         )
     )
     return middleware

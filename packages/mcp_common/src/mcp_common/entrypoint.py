@@ -39,8 +39,11 @@ def serve(spec: ServiceSpec) -> None:
         gc.enable()
     import uvicorn
 
+    from mcp_common.hardening import bounded_h11_protocol
+
     config = uvicorn.Config(
         app,
+        http=bounded_h11_protocol(settings.http.header_timeout_seconds),
         host=settings.runtime.bind_host(),
         port=settings.runtime.port,
         log_config=None,  # keep our JSON handlers; uvicorn's records propagate to them

@@ -205,11 +205,13 @@ class RequestGuardMiddleware:
         max_body_bytes: int,
         tool_timeout_seconds: float,
         tool_names: Iterable[str] = (),
+        body_timeout_seconds: float = 10.0,
     ) -> None:
         self.app = app
         self.mcp_path = mcp_path
         self.max_body_bytes = max_body_bytes
         self.tool_timeout_seconds = tool_timeout_seconds
+        self.body_timeout_seconds = body_timeout_seconds
         self.tool_names = frozenset(tool_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -224,7 +226,12 @@ class RequestGuardMiddleware:
             if length is None or length > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
                 return
-        body = await self._read_body(receive)
+        try:
+            async with asyncio.timeout(self.body_timeout_seconds):
+                body = await self._read_body(receive)
+        except TimeoutError:
+            await self._too_slow(scope, receive, send)
+            return
         if body is None:
             await self._too_large(scope, receive, send)
             return
@@ -337,6 +344,73 @@ class RequestGuardMiddleware:
             413, INVALID_REQUEST, f"request body exceeds {self.max_body_bytes} bytes"
         )
         await response(scope, receive, send)
+
+    async def _too_slow(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The body did not arrive in time (a slow or stalled client): 408, connection closed."""
+        record = current_request.get()
+        if record is not None:
+            record.refusal = "timeout"
+            record.error = "body timeout"
+        response = _jsonrpc_error(
+            408,
+            INVALID_REQUEST,
+            f"request body not received within {self.body_timeout_seconds:g} s",
+        )
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
+
+
+def bounded_h11_protocol(header_timeout_seconds: float) -> type:
+    """uvicorn's HTTP/1.1 protocol, with a deadline on every request's head.
+
+    uvicorn bounds the time between requests (`timeout_keep_alive`), not the time a request
+    takes to arrive: a client sending one header line every few seconds held a connection
+    open indefinitely (slowloris). Here the request line and headers must arrive within
+    `header_timeout_seconds` of the connection, or of the previous answer, or the
+    connection is closed. (h11 already bounds their size.) The body has its own deadline
+    in RequestGuardMiddleware. Inside Lambda the Web Adapter is the only client; this
+    matters wherever a service listens to others: `run.sh` on a host, `fleet dev`.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class BoundedH11Protocol(H11Protocol):
+        _head_deadline: asyncio.TimerHandle | None = None
+        _head_scope: object = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._arm_head_deadline()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._head_deadline is not None and self.scope is not self._head_scope:
+                self._disarm_head_deadline()  # a new request's head has arrived whole
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_deadline()  # the next request's head, if one comes
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_head_deadline()
+            super().connection_lost(exc)
+
+        def _arm_head_deadline(self) -> None:
+            self._disarm_head_deadline()
+            self._head_scope = self.scope
+            self._head_deadline = self.loop.call_later(header_timeout_seconds, self._too_slow)
+
+        def _disarm_head_deadline(self) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+
+        def _too_slow(self) -> None:
+            self._head_deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return BoundedH11Protocol
 
 
 def _tool_name(message: dict[str, Any]) -> object:

@@ -182,6 +182,15 @@ class HttpSettings(BaseSettings):
     tool_timeout_seconds: float = Field(
         default=20.0, gt=0, le=900, validation_alias="MCP_TOOL_TIMEOUT_SECONDS"
     )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, validation_alias="MCP_HEADER_TIMEOUT_SECONDS"
+    )
+    """A request's head (request line and headers) must arrive within this, from the
+    connection or the previous answer: a client dripping header lines is cut off."""
+    body_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, validation_alias="MCP_BODY_TIMEOUT_SECONDS"
+    )
+    """A request's whole body must arrive within this, or the answer is 408."""
 
 
 class MetricsSettings(BaseSettings):
