@@ -230,7 +230,14 @@ def test_the_log_group_has_retention_and_the_function_writes_to_it(service_cfn):
     assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${Fleet}-${Service}"}
     assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     function = service_cfn["Resources"]["Function"]["Properties"]
-    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "LogGroup"}}
+    assert function["LoggingConfig"] == {
+        "LogGroup": {"Ref": "LogGroup"},
+        "LogFormat": "JSON",  # Lambda filters by level: the service's lines all pass (TRACE),
+        "ApplicationLogLevel": "TRACE",
+        "SystemLogLevel": {"Ref": "LambdaSystemLogLevel"},  # START/END/REPORT: WARN drops them
+    }
+    root = load_template(ROOT / "template.yaml")["Parameters"]["LambdaSystemLogLevel"]
+    assert root["Default"] == "WARN"
 
 
 def test_every_service_has_its_alarms(service_cfn):

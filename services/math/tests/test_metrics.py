@@ -76,6 +76,7 @@ def service() -> Iterator[RunningService]:
         MCP_AUTH="api_key",
         MCP_API_KEYS=records,
         MCP_METRICS_NAMESPACE="McpFleet/test",
+        MCP_METRICS_PER_TOOL="true",  # what a service opts into; off by default
         MCP_MAX_BODY_BYTES="4096",
     )
     with start_service(RUN_SH, "/math/health", settings) as running:
@@ -150,23 +151,30 @@ def test_outcome_counts_and_refusals(lines):
     }
     for kind, (outcome, refusal) in expected.items():
         line = lines[kind]
-        assert {name: line[name] for name in ("ok", "tool_error", "protocol_error")} == {
-            name: int(name == outcome) for name in ("ok", "tool_error", "protocol_error")
+        assert {name: line[name] for name in ("tool_error", "protocol_error")} == {
+            name: int(name == outcome) for name in ("tool_error", "protocol_error")
         }, kind
+        assert "ok" not in line  # requests minus the two: no field, no metric
         refusals = {key for key in line if key.startswith("refused_")}
         assert refusals == ({f"refused_{refusal}"} if refusal else set()), kind
         assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "McpFleet/test"
 
 
 def test_tool_dimension_only_for_the_services_own_tools(lines):
-    def dimension_sets(line: dict) -> list[list[str]]:
-        return line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    def published(line: dict) -> list[tuple[list[list[str]], list[str]]]:
+        return [
+            (directive["Dimensions"], [metric["Name"] for metric in directive["Metrics"]])
+            for directive in line["_aws"]["CloudWatchMetrics"]
+        ]
 
-    assert dimension_sets(lines["ok"]) == [["service"], ["service", "tool"]]
+    assert published(lines["ok"]) == [
+        ([["service"]], ["duration_ms", "tool_error", "protocol_error"]),
+        ([["service", "tool"]], ["duration_ms", "tool_error"]),
+    ]
     assert lines["ok"]["tool"] == "add"
-    assert dimension_sets(lines["unknown_tool"]) == [["service"]]  # never "no_such_tool"
+    assert [dims for dims, _ in published(lines["unknown_tool"])] == [[["service"]]]
     assert "no_such_tool" not in json.dumps(lines["unknown_tool"]["_aws"])
-    assert dimension_sets(lines["list"]) == [["service"]]
+    assert [dims for dims, _ in published(lines["list"])] == [[["service"]]]
 
 
 def test_request_line_carries_the_xray_trace_id(lines):

@@ -73,7 +73,11 @@ def _http_middleware(
     nothing but 401 and cannot make the server buffer or parse a byte of what it sent.
     """
     http = settings.http
-    metrics = RequestMetrics(settings.metrics.namespace) if settings.metrics.enabled else None
+    metrics = (
+        RequestMetrics(settings.metrics.namespace, per_tool=settings.metrics.per_tool)
+        if settings.metrics.enabled
+        else None
+    )
     middleware = [
         Middleware(
             RequestLogASGIMiddleware, service=spec.name, mcp_path=spec.mcp_path, metrics=metrics

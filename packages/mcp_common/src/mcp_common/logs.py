@@ -60,7 +60,8 @@ _CHATTY_LOGGERS = (
 
 
 # One encoder for every line: json.dumps with any keyword builds a new encoder per call.
-_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
+"""Compact: every byte of a line is paid for at ingestion, and nothing reads the spaces."""
 
 
 class JsonFormatter(logging.Formatter):

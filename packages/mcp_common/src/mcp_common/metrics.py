@@ -5,12 +5,20 @@ extra line, no API call. EMF's rules, which every block here follows: at most 10
 metrics per directive and 30 dimensions per set; every dimension is a string field of
 the line and every metric a number field of the line; `Timestamp` in epoch ms.
 
-- Request line: `duration_ms` (Milliseconds) and the outcome counts `ok`, `tool_error`,
-  `protocol_error` (0 or 1, so error rates are metric math), and a count per refusal
-  kind (`refused_auth`, `refused_size`, `refused_version`) when the edge refused it;
-  by `[service]`, and by `[service, tool]` for calls of a tool the service has (an
-  unknown tool name never becomes a dimension value).
+- Request line, by `[service]`: `duration_ms` (Milliseconds; its SampleCount is the request
+  count), the outcome counts `tool_error` and `protocol_error` (0 or 1, so error rates are
+  their Average), and a count per refusal kind (`refused_auth`, `refused_size`,
+  `refused_version`) when the edge refused it.
+- With per-tool metrics on (MCP_METRICS_PER_TOOL, a service's choice), also `duration_ms`
+  and `tool_error` by `[service, tool]`, for calls of a tool the service has (an unknown
+  tool name never becomes a dimension value).
 - Start-up line: `startup_ms` (Milliseconds), by `[service]`.
+
+Every metric that receives data costs a month's fee (~$0.30), so what is published grows
+with services, not with tools: at most 7 per service (the 3 always sent, 3 refusal kinds,
+startup), 2 per tool where a service opts in. Everything else about a tool (its p50, its
+callers, its errors' classes) is in the request line, for the saved Logs Insights queries.
+Counts carry no unit (CloudWatch's default, `None`): a constant fewer in every line.
 
 Docs: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 """
@@ -19,37 +27,45 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-OUTCOMES: Final = ("ok", "tool_error", "protocol_error")
+OUTCOMES: Final = ("tool_error", "protocol_error")
+"""Outcome counts published (0 or 1); `ok` is what neither is: requests minus the two."""
+TOOL_METRICS: Final = ("duration_ms", "tool_error")
 REFUSALS: Final = ("auth", "size", "version")
 MAX_METRICS: Final = 100
 MAX_DIMENSIONS: Final = 30
 
 _MS = "Milliseconds"
-_COUNT = "Count"
 
 
-def _directive(namespace: str, dimensions: list[list[str]], metrics: list[tuple[str, str]]) -> dict:
+def _directive(
+    namespace: str, dimensions: list[list[str]], metrics: list[tuple[str, str | None]]
+) -> dict:
     return {
         "Namespace": namespace,
         "Dimensions": dimensions,
-        "Metrics": [{"Name": name, "Unit": unit} for name, unit in metrics],
+        "Metrics": [
+            {"Name": name, "Unit": unit} if unit else {"Name": name} for name, unit in metrics
+        ],
     }
 
 
 class RequestMetrics:
     """Adds the `_aws` block, and the count fields it names, to a request line's fields."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, per_tool: bool = False) -> None:
         self.namespace = namespace
-        base = [("duration_ms", _MS), *((outcome, _COUNT) for outcome in OUTCOMES)]
-        # One directive per shape, built once: the per-request work is a dict copy.
+        base: list[tuple[str, str | None]] = [("duration_ms", _MS), *((o, None) for o in OUTCOMES)]
+        units = dict(base)
+        tool = _directive(namespace, [["service", "tool"]], [(m, units[m]) for m in TOOL_METRICS])
+        # One list of directives per shape, built once: the per-request work is a dict copy.
         self._directives = {
             (by_tool, refusal): [
                 _directive(
                     namespace,
-                    [["service"], ["service", "tool"]] if by_tool else [["service"]],
-                    base + ([(f"refused_{refusal}", _COUNT)] if refusal else []),
-                )
+                    [["service"]],
+                    base + ([(f"refused_{refusal}", None)] if refusal else []),
+                ),
+                *([tool] if by_tool and per_tool else []),
             ]
             for by_tool in (False, True)
             for refusal in (None, *REFUSALS)
@@ -78,3 +94,22 @@ def startup_document(namespace: str, created: float) -> dict[str, Any]:
         "Timestamp": int(created * 1000),
         "CloudWatchMetrics": [_directive(namespace, [["service"]], [("startup_ms", _MS)])],
     }
+
+
+def published_metrics(per_tool: bool) -> dict[tuple[str, ...], set[str]]:
+    """{dimension set: metric names} over every shape of line a service can write: what a
+    month's bill counts, per service and per tool (the cost model and its test read it)."""
+    metrics = RequestMetrics("count", per_tool=per_tool)
+    documents = [startup_document("count", 0.0)]
+    for by_tool in (False, True):
+        for refusal in (None, *REFUSALS):
+            fields: dict[str, Any] = {"outcome": "ok"}
+            metrics.add(fields, 0.0, by_tool=by_tool, refusal=refusal)
+            documents.append(fields["_aws"])
+    found: dict[tuple[str, ...], set[str]] = {}
+    for document in documents:
+        for directive in document["CloudWatchMetrics"]:
+            names = {metric["Name"] for metric in directive["Metrics"]}
+            for dimensions in directive["Dimensions"]:
+                found.setdefault(tuple(dimensions), set()).update(names)
+    return found

@@ -199,6 +199,9 @@ class MetricsSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     enabled: bool = Field(default=True, validation_alias="MCP_METRICS")
+    per_tool: bool = Field(default=False, validation_alias="MCP_METRICS_PER_TOOL")
+    """Also `duration_ms` and `tool_error` by [service, tool]: 2 custom metrics per tool
+    (each costs ~$0.30 a month), so a service opts in (its infra.yaml `Environment`)."""
     namespace: str = Field(
         default="McpFleet",
         pattern=r"^[A-Za-z0-9.\-_/#: ]{1,255}$",

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             from fleet.bench.scale import measure_scale
 
             extra["scale"] = measure_scale(root, work, log)
+        extra["cost"] = _cost(ours, first_calls, log)
         importtime = runner.importtime_top(
             artifacts["math artifact"], str(work / "bare-venv" / "bin" / "python")
         )
@@ -66,6 +67,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _cost(ours: Any, first_calls: list[Any], log: Any) -> list[str]:
+    """The cost section, from this run's warm milliseconds and a measured request line."""
+    from fleet.bench import cost, runner
+
+    warm = [result.p50_ms for result in ours.warm1] or first_calls[0].warm_ms
+    line = cost.measure_request_line(ours.command, ours.env, ours.headers)
+    inputs = cost.Inputs(runner.median(warm), len(line), cost.compression_of(line))
+    log(f"cost inputs: {inputs.ms_per_call:.2f} ms a call, {inputs.line_bytes} bytes a line")
+    return cost.report(inputs)
 
 
 def add_parser(commands: Any) -> None:

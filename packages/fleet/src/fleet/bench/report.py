@@ -153,6 +153,7 @@ def render(
             else "- empty caches: not measured (--no-cold-build)",
         ]
     lines += _scale(extra.get("scale") or [], sizes)
+    lines += extra.get("cost") or []
     lines += [
         "",
         "## Targets",
