@@ -33,7 +33,7 @@ def runtime_closure(name: str) -> set[str]:
     return seen
 
 
-SHIPPED = ["mcp-common", *(f"{service.name}-service" for service in service_dirs(ROOT))]
+SHIPPED = ["mcp-common", *(service.distribution for service in service_dirs(ROOT))]
 
 
 @pytest.mark.parametrize("package", SHIPPED)
@@ -57,7 +57,7 @@ def test_the_workspace_root_is_virtual_so_a_service_folder_is_a_member_by_existi
     locked = {
         package["name"] for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]
     }
-    assert {f"{service.name}-service" for service in service_dirs(ROOT)} <= locked
+    assert {service.distribution for service in service_dirs(ROOT)} <= locked
 
 
 @pytest.mark.parametrize("service", service_dirs(ROOT), ids=lambda service: service.name)

@@ -118,7 +118,7 @@ def fleet_requirements(root: Path, hashes: bool = True) -> str:
     """What the shared third-party layer holds: every service's locked dependencies."""
     from fleet.workspace import service_dirs
 
-    services = [f"{service.name}-service" for service in service_dirs(root)]
+    services = [service.distribution for service in service_dirs(root)]
     if not services:
         raise FleetError("no services under services/: nothing to build a layer for")
     return locked_requirements(root, *services, hashes=hashes)
@@ -523,7 +523,7 @@ def build_service(
         _add_third_party(root, out, platform, python, say)
         _add_common(root, out, platform, python, say)
     say("building the service from source")
-    install_workspace_members(root, (f"{service.name}-service",), out, install_flags(platform))
+    install_workspace_members(root, (service.distribution,), out, install_flags(platform))
     run_sh = out / "run.sh"
     shutil.copy2(service.path / "run.sh", run_sh)
     run_sh.chmod(0o755)

@@ -41,6 +41,11 @@ class ServiceDir:
         return f"{self.name}_service"
 
     @property
+    def distribution(self) -> str:
+        """Its name in uv.lock (normalized: `order_history` → `order-history-service`)."""
+        return f"{self.name.replace('_', '-')}-service"
+
+    @property
     def package_dir(self) -> Path:
         return self.path / "src" / self.package
 
