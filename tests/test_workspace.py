@@ -67,3 +67,13 @@ def test_each_service_has_an_executable_run_sh_for_its_package(service):
     assert f"exec python -m {service.package}" in run_sh.read_text()
     assert (service.package_dir / "__main__.py").is_file()
     assert service.load_spec().name == service.name
+
+
+@pytest.mark.parametrize("service", service_dirs(ROOT), ids=lambda service: service.name)
+def test_every_tool_keeps_the_contract(service):
+    """A typed, documented function with annotations: refused here and by fleet check, so a
+    team learns it from the default suite, not from the conformance run."""
+    from mcp_common.discovery import contract_faults, discover_tools
+
+    tools = discover_tools(service.load_spec().tools_package)
+    assert [fault for tool in tools for fault in contract_faults(tool)] == []

@@ -183,6 +183,22 @@ def test_undiscoverable_tools_are_a_fault(workspace, monkeypatch):
     assert f"{service.package}.tools.broken" in faults
 
 
+def test_a_tool_that_breaks_the_contract_is_a_fault_naming_it(workspace, monkeypatch):
+    service = next(s for s in service_dirs(workspace) if s.name == SERVICE)
+    (service.package_dir / "tools" / "sloppy.py").write_text(
+        "from fastmcp.tools import tool\n\n\n@tool\ndef sloppy(x):\n    return x\n"
+    )
+    monkeypatch.syspath_prepend(str(service.path / "src"))
+    for name in [m for m in sys.modules if m.startswith(service.package)]:
+        monkeypatch.delitem(sys.modules, name)
+    faults = "\n".join(check_fleet(workspace))
+    assert (
+        f"services/{SERVICE}: tool 'sloppy' ({service.package}.tools.sloppy) has no description"
+        in faults
+    )
+    assert "parameter(s) x have no type hint" in faults
+
+
 def test_cli_exits_non_zero_with_the_list(workspace, monkeypatch, capsys):
     set_output(workspace, "Timeout", '"300"')
     monkeypatch.setenv("FLEET_ROOT", str(workspace))

@@ -58,3 +58,17 @@ def test_what_the_router_answers_itself_checks_the_host_too(fleet_url, path):
         f"{fleet_url}/math/health", headers={"host": f"evil.example:{port}"}
     )
     assert health.status_code == 421
+
+
+def test_the_open_auth_warning_is_printed_once_for_the_whole_fleet(caplog):
+    """Regression: 50 services printed 50 MCP_AUTH=none warnings at every start."""
+    import logging
+
+    from mcp_common import app
+
+    app._warn_open_once.cache_clear()
+    with caplog.at_level(logging.WARNING):
+        build_fleet_app(service_dirs(find_root()))
+        build_fleet_app(service_dirs(find_root()))
+    warnings = [r for r in caplog.records if "MCP_AUTH=none" in r.getMessage()]
+    assert len(warnings) == 1

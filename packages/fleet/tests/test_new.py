@@ -203,7 +203,7 @@ def test_end_to_end_new_service_locks_passes_its_tests_and_checks(workspace, mon
     ran = [test for test_name, test in vars(tests).items() if test_name.startswith("test_")]
     for test in ran:
         asyncio.run(test())
-    assert len(ran) == 2
+    assert len(ran) == 3
 
     monkeypatch.setenv("FLEET_ROOT", str(workspace))
     capsys.readouterr()

@@ -91,3 +91,59 @@ def test_empty_package_is_an_error(make_package):
 def test_missing_package_is_an_error():
     with pytest.raises(ToolDiscoveryError, match="'no_such_tools_package'"):
         discover_tools("no_such_tools_package")
+
+
+BARE = """
+from fastmcp.tools import tool
+
+@tool
+def bare(x, y):
+    return x
+"""
+
+KEPT = """
+from fastmcp.tools import tool
+
+@tool(annotations={"readOnlyHint": True})
+def kept(x: int) -> int:
+    '''Return x.'''
+    return x
+"""
+
+
+def test_a_tool_that_breaks_the_contract_is_named_with_what_to_do(make_package):
+    """Regression: a tool with no docstring, no type hints and no annotations passed fleet
+    check and the default tests; only the conformance suite said "missing description"."""
+    from mcp_common.discovery import contract_faults
+
+    [bare] = discover_tools(make_package({"m": BARE}))
+    faults = contract_faults(bare)
+    assert any("has no description: give the function a docstring" in f for f in faults)
+    assert any("parameter(s) x, y have no type hint" in f for f in faults)
+    assert any("has no return type hint" in f for f in faults)
+    assert any("has no annotations: say at least readOnlyHint" in f for f in faults)
+    assert all(f.startswith("tool 'bare' (") for f in faults)
+    [kept] = discover_tools(make_package({"m": KEPT}))
+    assert contract_faults(kept) == []
+
+
+UNSCHEMABLE = """
+import threading
+from fastmcp.tools import tool
+
+@tool(annotations={"readOnlyHint": True})
+def lock(guard: threading.Lock) -> str:
+    '''Not a JSON type.'''
+    return "x"
+"""
+
+
+def test_a_type_without_a_json_schema_says_which_type_and_what_to_use(make_package):
+    """Regression: the error ended with pydantic's "Set `arbitrary_types_allowed=True`"."""
+    with pytest.raises(ToolDiscoveryError) as refused:
+        discover_tools(make_package({"m": UNSCHEMABLE}))
+    message = str(refused.value)
+    assert "cannot build tool 'lock'" in message
+    assert "has no JSON schema" in message
+    assert "pydantic model or a TypedDict" in message
+    assert "arbitrary_types_allowed" not in message

@@ -89,13 +89,26 @@ def test_crash_traceback_goes_to_the_log_only(sample_url, log_lines):
     assert "RuntimeError" in tracebacks[0]["exception"]
 
 
-def test_unknown_tool_is_logged_as_the_client_saw_it(sample_url, log_lines):
+def test_unknown_tool_is_the_clients_mistake_not_a_tool_error(sample_url, log_lines):
+    """Regression: a call of a tool the service does not have was logged `tool_error` (the
+    README says `protocol_error`) and fed the tool-error-rate alarm."""
     result = call(sample_url, "nope", {}).json()["result"]
-    assert result["isError"] is True
+    assert result["isError"] is True  # what the library answers, unchanged
     [line] = log_lines.requests()
-    assert line["outcome"] == "tool_error"
+    assert line["outcome"] == "protocol_error"
+    assert (line["tool_error"], line["protocol_error"]) == (0, 1)
+    assert line["error"] == "unknown tool"
     assert line["tool"] == "(unknown)"
     assert line["name_excerpt"] == "nope"
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_a_stream_probe_is_not_an_error_and_counts_in_no_metric(sample_url, log_lines, method):
+    """Regression: the MCP Inspector's GET (405 from a stateless server) was logged as a
+    protocol_error WARNING and counted in the error-rate metrics."""
+    response = loopback_http().request(method, f"{sample_url}/sample/mcp", headers=MCP_HEADERS)
+    assert response.status_code == 405
+    assert log_lines.requests() == []  # DEBUG only: no line at INFO, no metrics
 
 
 def test_expected_tool_errors_are_not_logged_as_errors(sample_url, log_lines):

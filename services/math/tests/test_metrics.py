@@ -146,7 +146,7 @@ def test_outcome_counts_and_refusals(lines):
         "list": ("ok", None),
         "unauthenticated": ("protocol_error", "auth"),
         "too_large": ("protocol_error", "size"),
-        "unknown_tool": ("tool_error", None),
+        "unknown_tool": ("protocol_error", None),
         "version": ("protocol_error", "version"),
     }
     for kind, (outcome, refusal) in expected.items():

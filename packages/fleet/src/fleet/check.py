@@ -396,11 +396,15 @@ def _service_folder_faults(service: ServiceDir) -> list[str]:
             f"services/{service.name}: Makefile neither includes infra/service.mk nor has build-Function"
         )
     try:
-        from mcp_common.discovery import discover_tools
+        from mcp_common.discovery import contract_faults, discover_tools
 
-        discover_tools(service.load_spec().tools_package)
+        tools = discover_tools(service.load_spec().tools_package)
     except Exception as exc:  # noqa: BLE001 - every failure is a fault to report, not a crash
         faults.append(f"services/{service.name}: tools not discoverable: {exc}")
+    else:
+        faults.extend(
+            f"services/{service.name}: {f}" for tool in tools for f in contract_faults(tool)
+        )
     return faults + own_stack_faults(service)
 
 

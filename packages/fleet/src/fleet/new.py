@@ -117,7 +117,7 @@ if __name__ == "__main__":
 ''',
         f"src/{package}/tools/__init__.py": '"""Every module in this package is scanned for `@tool` functions at startup."""\n',
         f"src/{package}/tools/greeting.py": '''\
-"""An example tool: replace it with your own (any module in this package is published)."""
+"""Example tools: replace them with your own (any module in this package is published)."""
 
 from __future__ import annotations
 
@@ -127,6 +127,8 @@ from fastmcp.exceptions import ToolError
 from fastmcp.tools import tool
 from pydantic import Field
 
+from mcp_common.auth import current_principal
+
 
 @tool(annotations={"title": "Greet", "readOnlyHint": True, "idempotentHint": True})
 def greet(name: Annotated[str, Field(description="Who to greet")]) -> str:
@@ -134,6 +136,12 @@ def greet(name: Annotated[str, Field(description="Who to greet")]) -> str:
     if not name.strip():
         raise ToolError("name is empty")
     return f"Hello, {name.strip()}!"
+
+
+@tool(annotations={"title": "Who am I", "readOnlyHint": True, "idempotentHint": True})
+def whoami() -> str:
+    """The principal this call is made as: what a tool that keeps data per caller keys it by."""
+    return current_principal()
 ''',
         "tests/test_tools.py": f'''\
 """The {name} tools through fastmcp's in-memory client."""
@@ -142,7 +150,7 @@ from __future__ import annotations
 
 from fastmcp import Client
 
-{_first_party(f"from {package} import service", "from mcp_common.app import build_server")}
+{_first_party(f"from {package} import service", "from mcp_common.app import build_server", "from fleet.testing import client_as")}
 
 
 async def test_greet():
@@ -156,6 +164,13 @@ async def test_greet_refuses_an_empty_name():
         result = await client.call_tool("greet", {{"name": " "}}, raise_on_error=False)
         assert result.is_error
         assert result.content[0].text == "name is empty"
+
+
+async def test_a_per_caller_tool_sees_who_calls():
+    """A tool that keeps data per caller calls current_principal(): test it as a caller."""
+    for caller in ("ada", "grace"):
+        async with client_as(service, caller) as client:
+            assert (await client.call_tool("whoami", {{}})).data == caller
 ''',
     }
 

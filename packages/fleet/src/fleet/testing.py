@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,10 @@ import uvicorn
 from starlette.types import ASGIApp
 
 if TYPE_CHECKING:  # importing it loads fastmcp: ~2.5 s the xdist controller never needs
+    from fastmcp import Client
+
     from mcp_common.app import AppSettings
+    from mcp_common.service import ServiceSpec
 
 MCP_HEADERS = {
     "content-type": "application/json",
@@ -476,3 +479,19 @@ def copy_workspace(source: Path, target: Path) -> Path:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, destination)
     return target
+
+
+@contextlib.asynccontextmanager
+async def client_as(spec: ServiceSpec, principal: str) -> AsyncIterator[Client]:
+    """fastmcp's in-memory Client of `spec`'s tools, every call made as `principal`: how to
+    test a tool that keeps data per caller (it calls `current_principal()`, which raises
+    outside an authenticated request). One at a time: the principal is the calling task's,
+    so open a second caller's client after the first one's has closed."""
+    from fastmcp import Client
+
+    from mcp_common.app import build_server
+    from mcp_common.auth import acting_as
+
+    with acting_as(principal):
+        async with Client(build_server(spec)) as client:
+            yield client

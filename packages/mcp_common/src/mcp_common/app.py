@@ -6,6 +6,7 @@ locally is what runs deployed: same routes, same middleware, same settings.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -101,10 +102,7 @@ def _http_middleware(
         )
     middleware.append(Middleware(TrailingSlashMiddleware, paths=(spec.mcp_path,)))
     if settings.auth.effective_mode == "none":
-        logging.getLogger(__name__).warning(
-            "MCP_AUTH=none for service %r: every request is accepted; local development only",
-            spec.name,
-        )
+        _warn_open_once()
     middleware.append(
         Middleware(
             AuthMiddleware,
@@ -132,6 +130,14 @@ def _http_middleware(
         )
     )
     return middleware
+
+
+@functools.cache
+def _warn_open_once() -> None:
+    """One warning per process, however many services it serves (`fleet dev`: all of them)."""
+    logging.getLogger(__name__).warning(
+        "MCP_AUTH=none: every request is accepted, as the principal 'local'; local development only"
+    )
 
 
 def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starlette:

@@ -16,6 +16,8 @@ Tools learn who is calling from `current_principal()`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Final, Protocol
 
@@ -50,6 +52,18 @@ def current_principal() -> str:
     if principal is None:
         raise RuntimeError("no authenticated principal: not inside an MCP request")
     return principal
+
+
+@contextmanager
+def acting_as(principal: str) -> Iterator[None]:
+    """Run the enclosed code as `principal`, as an authenticated request would: for callers
+    inside the process, such as a tool's tests (`fleet.testing.client_as`). No request can
+    reach it: a request's principal is set by AuthMiddleware only."""
+    token = _principal.set(principal)
+    try:
+        yield
+    finally:
+        _principal.reset(token)
 
 
 class Denied(Exception):

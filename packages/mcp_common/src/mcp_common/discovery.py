@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -66,6 +67,49 @@ def _marked_functions(module: ModuleType) -> list[tuple[object, ToolMeta]]:
     return found
 
 
+_NO_SCHEMA = re.compile(r"Unable to generate pydantic-core schema for (.+?)\. ")
+
+
+def _what_to_do(error: Exception) -> str:
+    """pydantic's advice ("Set `arbitrary_types_allowed=True`") is for pydantic's users; a
+    tool's author needs to know which type to change, and to what."""
+    text = str(error)
+    found = _NO_SCHEMA.search(text)
+    if found is None:
+        return text
+    return (
+        f"its arguments or result use the type {found[1]}, which has no JSON schema: MCP "
+        "clients send and read JSON. Use str, int, float, bool, a list or dict of them, a "
+        "pydantic model or a TypedDict (convert inside the function)"
+    )
+
+
+def contract_faults(discovered: DiscoveredTool) -> list[str]:
+    """How a tool breaks the fleet's contract (empty: it keeps it): one typed, documented
+    function whose annotations tell clients what calling it does."""
+    tool, where = discovered.tool, f"tool {discovered.tool.name!r} ({discovered.module})"
+    faults = []
+    if not (tool.description or "").strip():
+        faults.append(f"{where} has no description: give the function a docstring")
+    signature = inspect.signature(tool.fn)
+    untyped = [
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.annotation is inspect.Parameter.empty
+    ]
+    if untyped:
+        faults.append(f"{where}: parameter(s) {', '.join(untyped)} have no type hint")
+    if signature.return_annotation is inspect.Signature.empty:
+        faults.append(f"{where} has no return type hint")
+    hints = tool.annotations
+    if hints is None or hints.read_only_hint is None:
+        faults.append(
+            f"{where} has no annotations: say at least readOnlyHint, e.g. "
+            '@tool(annotations={"readOnlyHint": True, "idempotentHint": True})'
+        )
+    return faults
+
+
 def discover_tools(package_name: str) -> list[DiscoveredTool]:
     """Import every module of `package_name` and build each `@tool` function.
 
@@ -79,7 +123,8 @@ def discover_tools(package_name: str) -> list[DiscoveredTool]:
                 tool = FunctionTool.from_function(fn, metadata=meta)  # type: ignore[arg-type]
             except Exception as exc:
                 raise ToolDiscoveryError(
-                    f"cannot build tool {fn.__name__!r} in module {module.__name__!r}: {exc}"  # type: ignore[attr-defined]
+                    f"cannot build tool {fn.__name__!r} in module {module.__name__!r}: "  # type: ignore[attr-defined]
+                    f"{_what_to_do(exc)}"
                 ) from exc
             previous = discovered.get(tool.name)
             if previous is not None:

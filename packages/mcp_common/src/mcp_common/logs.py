@@ -39,6 +39,8 @@ CloudWatch bills every byte, so one hostile request must not write a megabyte.""
 
 REQUEST_LOGGER = "mcp_common.request"
 INTERNAL_SCOPE_KEY: Final = "mcp_common.internal"
+STREAM_METHODS: Final = frozenset({"GET", "DELETE"})
+"""What a stateless server answers 405 to: opening an SSE stream, ending a session."""
 """An ASGI scope key marking the service's own in-process requests (priming, lifecycle.py).
 No HTTP client can set a scope key: auth lets these through, the request log skips them."""
 FIELDS_ATTRIBUTE = "_fields"
@@ -301,6 +303,7 @@ class RequestRecord:
     error: str | None = None
     refusal: str | None = None
     """Why the edge refused the request before MCP saw it: `auth`, `size`, `version`, ..."""
+    http_method: str = "POST"
     logged: bool = False
 
     def fields(self, status: int | None = None) -> dict[str, Any]:
@@ -365,6 +368,10 @@ def emit_request_line(
         return
     record.logged = True
     level = logging.WARNING if record.outcome == "protocol_error" else logging.INFO
+    if record.http_method in STREAM_METHODS and status == 405:
+        # A client probing for a stream (the MCP Inspector's GET): the protocol's answer for a
+        # stateless server, not an error anyone should be paged for. Debug only, no metrics.
+        level, metrics = logging.DEBUG, None
     if metrics is None and not _request_logger.isEnabledFor(level):
         return
     fields = record.fields(status)
@@ -411,6 +418,11 @@ def classify_response(record: RequestRecord, status: int | None, body: bytes) ->
             record.refusal = "version"
         if record.error is None and body:
             record.error = _jsonrpc_error_code(body)
+    elif record.tool == UNKNOWN_TOOL:
+        # A call of a tool the service does not have is the client's mistake, whatever the
+        # library's answer looks like: a protocol error, never a tool error (those page).
+        record.outcome = "protocol_error"
+        record.error = record.error or "unknown tool"
     elif b'"isError":true' in body:
         record.outcome = "tool_error"
         record.error = record.error or "ToolError"
@@ -446,6 +458,7 @@ class RequestLogASGIMiddleware:
             lambda_request_id=lambda_id,
             apigw_request_id=apigw_id,
             xray_trace_id=xray_trace_id(headers),
+            http_method=scope.get("method", "POST"),
         )
         status: int | None = None
 
