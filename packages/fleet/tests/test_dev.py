@@ -72,3 +72,77 @@ def test_the_open_auth_warning_is_printed_once_for_the_whole_fleet(caplog):
         build_fleet_app(service_dirs(find_root()))
     warnings = [r for r in caplog.records if "MCP_AUTH=none" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.fixture
+def scratch_services(tmp_path, monkeypatch):
+    """Services made by `fleet new` in a copy of the workspace, importable from it."""
+    import secrets
+
+    from fleet.new import create_service
+    from fleet.testing import copy_workspace
+
+    workspace = copy_workspace(find_root(), tmp_path / "repo")
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}{secrets.token_hex(3)}"
+        create_service(workspace, name, lock=False, log=lambda _: None)
+        monkeypatch.syspath_prepend(str(workspace / "services" / name / "src"))
+        return name
+
+    return workspace, make
+
+
+async def greeting(base: str, service: str) -> str:
+    async with Client(f"{base}/{service}/mcp") as client:
+        return (await client.call_tool("greet", {"name": "Ada"})).data
+
+
+async def test_a_broken_service_is_reported_and_the_others_keep_serving(scratch_services):
+    """Regression: one broken tools module stopped fleet dev for every team (40 lines of
+    traceback)."""
+    workspace, make = scratch_services
+    good, bad = make("good"), make("bad")
+    broken = workspace / "services" / bad / "src" / f"{bad}_service" / "tools" / "oops.py"
+    broken.write_text("def broken(:\n")
+    app = build_fleet_app([s for s in service_dirs(workspace) if s.name in {good, bad}])
+    with serve(app) as base:
+        assert await greeting(base, good) == "Hello, Ada!"
+        refused = loopback_http().post(f"{base}/{bad}/mcp", json={}, headers=MCP_HEADERS)
+        assert refused.status_code == 503
+        catalog = {s["name"]: s for s in loopback_http().get(f"{base}/").json()["services"]}
+    assert catalog[bad]["status"] == "broken"
+    assert f"{bad}_service.tools.oops" in catalog[bad]["error"]
+    assert "SyntaxError" in catalog[bad]["error"]
+    assert "\n" not in catalog[bad]["error"]
+    assert catalog[good]["tools"]
+
+
+async def test_reload_makes_an_edited_tool_live_within_two_seconds(scratch_services):
+    import time
+
+    workspace, make = scratch_services
+    name = make("live")
+    tool = workspace / "services" / name / "src" / f"{name}_service" / "tools" / "greeting.py"
+    app = build_fleet_app([s for s in service_dirs(workspace) if s.name == name], reload=True)
+    with serve(app) as base:
+        assert await greeting(base, name) == "Hello, Ada!"
+        tool.write_text(tool.read_text().replace('f"Hello, {', 'f"Hi again, {'))
+        edited = time.monotonic()
+        while (answer := await greeting(base, name)) == "Hello, Ada!":
+            assert time.monotonic() - edited < 2.0
+        assert answer == "Hi again, Ada!"
+        tool.write_text(tool.read_text() + "\ndef broken(:\n")  # a mistake while editing
+        edited = time.monotonic()
+        while loopback_http().get(f"{base}/{name}/health").status_code == 200:
+            assert time.monotonic() - edited < 2.0
+        assert loopback_http().get(f"{base}/{name}/health").status_code == 503
+
+
+def test_a_subset_names_only_services_that_exist(capsys):
+    from fleet.cli import main
+
+    assert main(["dev", "math_typo"]) == 1
+    err = capsys.readouterr().err
+    assert "no service 'math_typo'" in err
+    assert "services:" in err

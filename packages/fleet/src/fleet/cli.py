@@ -19,19 +19,29 @@ Handler = Callable[[argparse.Namespace], int]
 def _cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fleet.dev import build_fleet_app
+    from fleet.dev import Broken, build_fleet_app
+    from mcp_common.hardening import bounded_h11_protocol
+    from mcp_common.settings import HttpSettings
 
     services = service_dirs(find_root())
     if not services:
         raise FleetError("no services under services/; create one with `fleet new <name>`")
-    app = build_fleet_app(services)
+    if args.services:
+        known = {service.name: service for service in services}
+        unknown = [name for name in args.services if name not in known]
+        if unknown:
+            raise FleetError(
+                f"no service {', '.join(map(repr, unknown))}; services: {', '.join(known)}"
+            )
+        services = [known[name] for name in args.services]
+    app = build_fleet_app(services, reload=args.reload)
     base = f"http://{args.host}:{args.port}"
-    for service in services:
-        print(f"  {service.name:<12} {base}/{service.name}/mcp", flush=True)
+    for name, served in app.served.items():
+        state = f"BROKEN: {served.app.reason}" if isinstance(served.app, Broken) else ""
+        print(f"  {name:<12} {base}/{name}/mcp {state}".rstrip(), flush=True)
     print(f"  catalog      {base}/", flush=True)
-    from mcp_common.hardening import bounded_h11_protocol
-    from mcp_common.settings import HttpSettings
-
+    if args.reload:
+        print("  reloading a service when its code changes (services/<svc>/src)", flush=True)
     protocol = bounded_h11_protocol(HttpSettings().header_timeout_seconds)
     uvicorn.run(
         app, host=args.host, port=args.port, log_config=None, access_log=False, http=protocol
@@ -147,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dev = commands.add_parser("dev", help="serve every service in one process")
+    dev = commands.add_parser("dev", help="serve every service (or those named) in one process")
+    dev.add_argument("services", nargs="*", help="serve only these services (default: all)")
+    dev.add_argument(
+        "--reload", action="store_true", help="rebuild a service when its code changes"
+    )
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     dev.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     dev.set_defaults(handler=_cmd_dev)

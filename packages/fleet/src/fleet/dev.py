@@ -1,13 +1,19 @@
 """`fleet dev`: every service in one process, at the same paths as in Lambda.
 
-Each service is the exact app `run.sh` serves (same factory, same middleware);
-this router only picks the app by the first path segment and runs their
-lifespans together.
+Each service is the exact app `run.sh` serves (same factory, same middleware); this router
+only picks the app by the first path segment and runs their lifespans. A service that cannot
+start (a tools module that fails to import) is reported in one line and answers 503, while
+the others serve; with `--reload` a service whose code changes is rebuilt in place.
 """
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+import asyncio
+import contextlib
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,24 +26,94 @@ from mcp_common.app import AppSettings, create_app
 from mcp_common.hardening import HostOriginGuardMiddleware
 
 WELL_KNOWN = ".well-known"
+RELOAD_POLL_SECONDS = 0.3
+logger = logging.getLogger("fleet.dev")
+
+
+@dataclass
+class Broken:
+    """A service that could not be built: why, in one line."""
+
+    reason: str
+
+
+@dataclass
+class Served:
+    """One service as `fleet dev` holds it: its folder, and its app or why there is none."""
+
+    folder: ServiceDir
+    app: Starlette | Broken
+    lifespan: Lifespan | None = None
+    sources: dict[Path, float] = field(default_factory=dict)
+
+
+@dataclass
+class Lifespan:
+    """A service's lifespan, run by a task of its own: entered and left in one context, as
+    fastmcp's context variables require (a rebuild starts the new app before the old stops)."""
+
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+    async def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(Exception):
+            await self.task
+
+
+def _sources(folder: ServiceDir) -> dict[Path, float]:
+    """Every Python file of the service's package, with its modification time."""
+    return {path: path.stat().st_mtime for path in folder.package_dir.rglob("*.py")}
+
+
+def _forget_modules(package: str) -> None:
+    for name in [name for name in sys.modules if name == package or name.startswith(f"{package}.")]:
+        del sys.modules[name]
+
+
+def build_service_app(folder: ServiceDir, settings: AppSettings) -> Starlette | Broken:
+    """The service's app, or Broken with the error that stopped it (never an exception)."""
+    try:
+        return create_app(folder.load_spec(), settings)
+    except Exception as exc:  # noqa: BLE001 - one broken service must not stop the fleet
+        cause = exc.__cause__ if exc.__cause__ is not None and not str(exc) else None
+        reason = f"{type(exc).__name__}: {exc}" if cause is None else f"{exc}: {cause}"
+        logger.error("service %r cannot start: %s", folder.name, reason.splitlines()[0])
+        return Broken(reason.splitlines()[0])
 
 
 class FleetApp:
     """ASGI router over per-service apps, plus `GET /` answering the catalog.
 
-    What the router answers itself (the catalog, the 404 that lists the services) passes the
-    same Host/Origin guard as every service: a DNS-rebinding page must not read it either."""
+    What the router answers itself (the catalog, the 404 that lists the services, a broken
+    service's 503) passes the same Host/Origin guard as every service: a DNS-rebinding page
+    must not read it either."""
 
-    def __init__(self, apps: dict[str, Starlette], settings: AppSettings | None = None) -> None:
-        self.apps = apps
-        http = (settings or AppSettings()).http
+    def __init__(
+        self, served: dict[str, Served], settings: AppSettings | None = None, reload: bool = False
+    ) -> None:
+        self.served = served
+        self.settings = settings or AppSettings()
+        self.reload = reload
+        http = self.settings.http
         self.own = HostOriginGuardMiddleware(
             self._own, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
         )
 
+    @property
+    def apps(self) -> dict[str, Starlette]:
+        return {name: s.app for name, s in self.served.items() if isinstance(s.app, Starlette)}
+
     async def catalog(self, base_url: str) -> dict[str, Any]:
         servers = [(app.state.service, app.state.mcp_server) for app in self.apps.values()]
-        return await fleet_catalog(servers, base_url)
+        catalog = await fleet_catalog(servers, base_url)
+        catalog["services"] += [
+            {"name": name, "status": "broken", "error": s.app.reason}
+            for name, s in self.served.items()
+            if isinstance(s.app, Broken)
+        ]
+        catalog["services"].sort(key=lambda service: service["name"])
+        return catalog
 
     def _service_for(self, path: str) -> str | None:
         parts = path.split("/")
@@ -52,38 +128,106 @@ class FleetApp:
             return
         if scope["type"] != "http":
             return
-        app = self.apps.get(self._service_for(scope["path"]) or "")
-        await (app or self.own)(scope, receive, send)
+        served = self.served.get(self._service_for(scope["path"]) or "")
+        if served is not None and isinstance(served.app, Starlette):
+            await served.app(scope, receive, send)
+            return
+        await self.own(scope, receive, send)
 
     async def _own(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The catalog at `/`, else a 404 that lists the services (Host already checked)."""
+        """The catalog at `/`, a broken service's 503, else a 404 that lists the services."""
         if scope["path"] == "/":
             host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
             body = await self.catalog(f"{scope.get('scheme', 'http')}://{host}")
             await JSONResponse(body)(scope, receive, send)
             return
-        hint = {"error": "not found", "services": [f"/{name}/mcp" for name in self.apps]}
+        served = self.served.get(self._service_for(scope["path"]) or "")
+        if served is not None and isinstance(served.app, Broken):
+            body = {"error": "service cannot start", "reason": served.app.reason}
+            await JSONResponse(body, status_code=503)(scope, receive, send)
+            return
+        hint = {"error": "not found", "services": [f"/{name}/mcp" for name in self.served]}
         await JSONResponse(hint, status_code=404)(scope, receive, send)
+
+    async def _start(self, served: Served) -> None:
+        """Start the service's lifespan (priming included) in a task that holds it until the
+        service is replaced or stopped; mark the service broken if it does not start."""
+        app = served.app
+        if not isinstance(app, Starlette):
+            return
+        started: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+
+        async def hold() -> None:
+            try:
+                async with app.router.lifespan_context(app):
+                    started.set_result(None)
+                    await stop.wait()
+            except Exception as exc:  # noqa: BLE001 - reported, and the service marked broken
+                if not started.done():
+                    started.set_result(exc)
+
+        task = asyncio.create_task(hold())
+        failure = await started
+        if failure is not None:
+            logger.error("service %r cannot start: %s", served.folder.name, failure)
+            served.app = Broken(f"{type(failure).__name__}: {failure}")
+            return
+        served.lifespan = Lifespan(task, stop)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
         assert message["type"] == "lifespan.startup"
-        async with AsyncExitStack() as stack:
-            try:
-                for app in self.apps.values():
-                    await stack.enter_async_context(app.router.lifespan_context(app))
-            except Exception as exc:  # noqa: BLE001 - reported to the server as a startup failure
-                await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                return
-            await send({"type": "lifespan.startup.complete"})
-            message = await receive()
+        for served in self.served.values():
+            await self._start(served)
+        watcher = asyncio.create_task(self._watch()) if self.reload else None
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        for served in self.served.values():
+            if served.lifespan is not None:
+                await served.lifespan.close()
         await send({"type": "lifespan.shutdown.complete"})
 
+    async def _watch(self) -> None:
+        """Rebuild a service whose Python files changed (new, edited or deleted)."""
+        while True:
+            await asyncio.sleep(RELOAD_POLL_SECONDS)
+            for served in self.served.values():
+                try:
+                    now = _sources(served.folder)
+                    if now != served.sources:
+                        await self.rebuild(served.folder.name, now)
+                except Exception:  # a folder renamed mid-edit, a file gone: keep watching
+                    logger.exception("reloading service %r failed", served.folder.name)
 
-def build_fleet_app(services: list[ServiceDir], settings: AppSettings | None = None) -> FleetApp:
+    async def rebuild(self, name: str, sources: dict[Path, float] | None = None) -> None:
+        """Build the service again from its current code and swap it in (its old app keeps
+        answering until the new one has started)."""
+        served = self.served[name]
+        served.sources = sources if sources is not None else _sources(served.folder)
+        _forget_modules(served.folder.package)
+        fresh = Served(served.folder, build_service_app(served.folder, self.settings))
+        fresh.sources = served.sources
+        await self._start(fresh)
+        old = served.lifespan
+        served.app, served.lifespan = fresh.app, fresh.lifespan
+        if old is not None:
+            await old.close()
+        state = "broken" if isinstance(served.app, Broken) else "reloaded"
+        logger.warning("service %r %s", name, state)
+
+
+def build_fleet_app(
+    services: list[ServiceDir], settings: AppSettings | None = None, reload: bool = False
+) -> FleetApp:
     """One app per service folder, through the same factory (and settings) Lambda uses."""
     settings = settings or AppSettings()
-    return FleetApp(
-        {service.name: create_app(service.load_spec(), settings) for service in services},
-        settings,
-    )
+    served = {}
+    for folder in services:
+        served[folder.name] = Served(folder, build_service_app(folder, settings))
+        served[folder.name].sources = _sources(folder)
+    return FleetApp(served, settings, reload=reload)
