@@ -120,3 +120,37 @@ def test_with_cognito_prints_the_client_scopes_and_oauth_configuration():
         "callbackPort": 8765,
     }
     assert "Bearer" not in text  # no API key header with Cognito
+
+
+def test_stack_region_and_profile_come_from_samconfig_as_sam_reads_them(
+    tmp_path, monkeypatch, capsys
+):
+    """`fleet urls` with no flags reads the stack name and region of samconfig.toml's
+    environment (`--config-env`, default `default`), as `sam deploy` does."""
+    (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
+    (tmp_path / "samconfig.toml").write_text(
+        'version = 0.1\n[default.global.parameters]\nstack_name = "mcp-fleet"\n'
+        '[staging.global.parameters]\nstack_name = "fleet-staging"\n'
+        '[staging.deploy.parameters]\nregion = "eu-west-1"\n'
+    )
+    monkeypatch.setenv("FLEET_ROOT", str(tmp_path))
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    with fake_aws("eu-west-1"):
+        for name in ("mcp-fleet", "fleet-staging"):
+            template = json.loads(json.dumps(STACK_TEMPLATE))
+            template["Resources"]["Marker"]["Properties"]["Name"] = f"/marker/{name}"
+            boto3.client("cloudformation").create_stack(
+                StackName=name, TemplateBody=json.dumps(template)
+            )
+        assert main(["urls"]) == 0
+        assert main(["urls", "--config-env", "staging", "--region", "us-east-1"]) == 1
+        assert "fleet-staging" in capsys.readouterr().err  # the flag wins over samconfig
+        assert main(["urls", "--config-env", "staging"]) == 0
+    assert f"math         {API}/math/mcp" in capsys.readouterr().out
+
+
+def test_no_stack_anywhere_is_one_line_that_says_where_to_set_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
+    monkeypatch.setenv("FLEET_ROOT", str(tmp_path))
+    assert main(["urls"]) == 1
+    assert "no stack: pass --stack, or set stack_name in samconfig.toml" in capsys.readouterr().err

@@ -24,10 +24,62 @@ NO_CREDENTIALS = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--region` and `--profile`, as every AWS-touching command takes them."""
-    parser.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION)")
-    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+def add_arguments(parser: argparse.ArgumentParser, stack: bool = False) -> None:
+    """`--region` and `--profile` (and `--stack`), as every AWS-touching command takes them;
+    what is not given comes from samconfig.toml's `--config-env`, as `sam` itself does."""
+    if stack:
+        parser.add_argument(
+            "--stack", help="CloudFormation stack name (default: samconfig.toml's stack_name)"
+        )
+    parser.add_argument(
+        "--region", help="AWS region (default: samconfig.toml, AWS_REGION, AWS_DEFAULT_REGION)"
+    )
+    parser.add_argument("--profile", help="AWS profile (default: samconfig.toml, AWS_PROFILE)")
+    parser.add_argument(
+        "--config-env",
+        default="default",
+        help="the samconfig.toml environment to read defaults from (default: default)",
+    )
+
+
+SAMCONFIG = "samconfig.toml"
+SAMCONFIG_KEYS = ("stack_name", "region", "profile")
+
+
+def samconfig(root: Any, environment: str = "default") -> dict[str, str]:
+    """stack_name, region and profile for `environment` in samconfig.toml, where `sam`
+    reads them: the environment's `global` table, overridden by its `deploy` table."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(root) / SAMCONFIG
+    if not path.is_file():
+        return {}
+    tables = tomllib.loads(path.read_text(encoding="utf-8")).get(environment, {})
+    found: dict[str, str] = {}
+    for command in ("global", "deploy"):
+        parameters = tables.get(command, {}).get("parameters", {})
+        found.update({k: str(v) for k, v in parameters.items() if k in SAMCONFIG_KEYS})
+    return found
+
+
+def apply_samconfig(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill --stack, --region and --profile that were not given from samconfig.toml."""
+    from fleet.workspace import find_root
+
+    try:
+        defaults = samconfig(find_root(), getattr(args, "config_env", "default"))
+    except FleetError:
+        defaults = {}
+    for option, key in (("stack", "stack_name"), ("region", "region"), ("profile", "profile")):
+        if hasattr(args, option) and not getattr(args, option) and key in defaults:
+            setattr(args, option, defaults[key])
+    if hasattr(args, "stack") and not args.stack:
+        raise FleetError(
+            f"no stack: pass --stack, or set stack_name in {SAMCONFIG} "
+            f"([{getattr(args, 'config_env', 'default')}.global.parameters])"
+        )
+    return args
 
 
 @functools.cache
@@ -58,9 +110,12 @@ def session(profile: str | None = None, region: str | None = None) -> Any:
 
 
 def client(args: argparse.Namespace | None, service: str) -> Any:
-    """A boto3 client for `service` with the region and profile the command was given."""
+    """A boto3 client for `service` with the region and profile the command was given (or
+    samconfig.toml's)."""
     from botocore.exceptions import ProfileNotFound
 
+    if args is not None and hasattr(args, "config_env"):
+        apply_samconfig(args)
     region = getattr(args, "region", None) or os.environ.get("AWS_REGION")
     profile = getattr(args, "profile", None)
     try:

@@ -142,6 +142,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 def _cmd_urls(args: argparse.Namespace) -> int:
     from fleet.urls import client_configuration, service_urls, stack_outputs
 
+    aws.apply_samconfig(args)
     outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
     urls = service_urls(args.stack, outputs)
     for service, url in urls.items():
@@ -217,8 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(handler=_cmd_remove)
 
     urls = commands.add_parser("urls", help="print deployed service URLs and client configuration")
-    urls.add_argument("--stack", required=True, help="CloudFormation stack name")
-    aws.add_arguments(urls)
+    aws.add_arguments(urls, stack=True)
     urls.set_defaults(handler=_cmd_urls)
 
     keys.add_parser(commands)

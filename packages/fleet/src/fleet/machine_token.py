@@ -51,6 +51,7 @@ def machine_token(outputs: dict[str, str], cognito: Any, service: str | None) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    aws.apply_samconfig(args)
     outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
     answer = machine_token(outputs, aws.client(args, "cognito-idp"), args.service)
     scope = answer.get("scope", "every service's scope")
@@ -63,7 +64,6 @@ def add_parser(commands: Any) -> None:
     token = commands.add_parser(
         "token", help="print an access token for the stack's machine client (Cognito)"
     )
-    token.add_argument("--stack", required=True, help="CloudFormation stack name")
     token.add_argument("--service", help="only this service's scope (default: all of them)")
-    aws.add_arguments(token)
+    aws.add_arguments(token, stack=True)
     token.set_defaults(handler=run)
