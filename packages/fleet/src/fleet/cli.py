@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fleet import aws, keys, machine_token
+from fleet import aws, keys, machine_token, smoke
 from fleet.bench import cli as bench_cli
 from fleet.workspace import FleetError, find_root, service_dirs
 
@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys.add_parser(commands)
     machine_token.add_parser(commands)
+    smoke.add_parser(commands)
     bench_cli.add_parser(commands)
     return parser
 

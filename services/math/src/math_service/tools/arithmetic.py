@@ -18,7 +18,7 @@ PURE = {
 }
 
 
-@tool(annotations={"title": "Add", **PURE})
+@tool(annotations={"title": "Add", **PURE}, meta={"smoke": {"a": 2, "b": 3}})
 def add(
     a: Annotated[Number, Field(description="First addend")],
     b: Annotated[Number, Field(description="Second addend")],

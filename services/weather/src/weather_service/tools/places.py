@@ -25,6 +25,7 @@ MAX_COUNT = 20
 @tool(
     annotations={"title": "Geocode a place name", **READ_ONLY},
     output_schema=GeocodeResult.model_json_schema(),
+    meta={"smoke": {"name": "Berlin"}},  # what `fleet smoke` calls after a deploy (goes upstream)
 )
 async def geocode(
     name: Annotated[str, Field(description="Place name in any script, e.g. 'Berlin' or '東京'")],
