@@ -80,3 +80,28 @@ def test_tracebacks_from_our_own_code_keep_their_source_lines(host_twins, lambda
     assert result.returncode == 1
     assert "mcp_common/service.py" in result.stderr
     assert "raise ValueError(" in result.stderr  # the source line, not just file and number
+
+
+def test_an_artifact_reports_the_source_it_was_built_from(host_twins, lambda_runtime, tmp_path):
+    """Regression: /health said only "0.1.0" (pyproject.toml): nobody could tell which code
+    was live. Now the build stamps the commit that last changed the service's folder and
+    mcp_common (-dirty with uncommitted changes), and health adds Lambda's function version."""
+    from fleet.build import source_commit
+    from fleet.testing import loopback_http
+
+    service = SERVICES[0]
+    env = twin_env(
+        lambda_runtime,
+        AWS_LAMBDA_FUNCTION_VERSION="7",
+        MEMORY_SQLITE_PATH=str(tmp_path / "memory.sqlite"),
+    )
+    with start_service(host_twins[service] / "run.sh", f"/{service}/health", env) as running:
+        health = loopback_http().get(f"{running.base}/{service}/health").json()
+        ready = next(line for line in running.log_entries() if line["message"] == "service ready")
+    expected = {
+        "commit": source_commit(ROOT, f"services/{service}"),
+        "common_commit": source_commit(ROOT, "packages/mcp_common"),
+        "function_version": "7",
+    }
+    assert {key: health.get(key) for key in expected} == expected
+    assert {key: ready.get(key) for key in expected} == expected

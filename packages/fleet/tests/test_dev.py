@@ -146,3 +146,10 @@ def test_a_subset_names_only_services_that_exist(capsys):
     err = capsys.readouterr().err
     assert "no service 'math_typo'" in err
     assert "services:" in err
+
+
+def test_fleet_dev_reports_the_working_trees_commit(monkeypatch):
+    monkeypatch.setenv("MCP_SOURCE_COMMIT", "abc1234-dirty")
+    app = build_fleet_app([s for s in service_dirs(find_root()) if s.name == "math"])
+    with serve(app) as base:
+        assert loopback_http().get(f"{base}/math/health").json()["commit"] == "abc1234-dirty"

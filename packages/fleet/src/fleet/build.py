@@ -20,6 +20,7 @@ import contextlib
 import csv
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -420,6 +421,34 @@ def _forget_the_install(out: Path) -> None:
             record.write_text("".join(kept), encoding="utf-8")
 
 
+def source_commit(root: Path, *paths: str) -> str | None:
+    """The commit that last changed `paths` (short), `-dirty` when they hold uncommitted
+    changes; None outside a git checkout. It changes only when those paths do, so an artifact
+    stamped with it is still built byte for byte the same from unchanged code."""
+    try:
+        last = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", *paths],
+            cwd=root, capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--", *paths],
+            cwd=root, capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if last.returncode != 0 or not last.stdout.strip():
+        return None
+    return last.stdout.strip() + ("-dirty" if changes.stdout.strip() else "")
+
+
+def _stamp(package_dir: Path, source: str | None) -> None:
+    """Write which source a package was built from (read by ServiceSpec.build)."""
+    from mcp_common.service import BUILD_STAMP
+
+    if source is not None and package_dir.is_dir():
+        (package_dir / BUILD_STAMP).write_text(json.dumps({"source": source}) + "\n")
+
+
 LayerKind = Literal["deps", "common"]
 LAYERS: Final[dict[LayerKind, str]] = {
     "deps": "DepsLayer",
@@ -452,6 +481,7 @@ def _add_third_party(root: Path, target: Path, platform: Platform, python: str |
 def _add_common(root: Path, target: Path, platform: Platform, python: str | None, say) -> None:
     say("building mcp_common from source")
     install_workspace_members(root, WORKSPACE_LIBRARIES, target, install_flags(platform))
+    _stamp(target / "mcp_common", source_commit(root, "packages/mcp_common"))
     _prune(target)
     if python is not None:
         compile_own(target, COMMON_PACKAGES, python)
@@ -524,6 +554,7 @@ def build_service(
         _add_common(root, out, platform, python, say)
     say("building the service from source")
     install_workspace_members(root, (service.distribution,), out, install_flags(platform))
+    _stamp(out / service.package, source_commit(root, f"services/{service.name}"))
     run_sh = out / "run.sh"
     shutil.copy2(service.path / "run.sh", run_sh)
     run_sh.chmod(0o755)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,12 +35,17 @@ def _cmd_dev(args: argparse.Namespace) -> int:
                 f"no service {', '.join(map(repr, unknown))}; services: {', '.join(known)}"
             )
         services = [known[name] for name in args.services]
+    from fleet.build import source_commit
+
+    commit = source_commit(find_root(), ".")
+    if commit is not None:
+        os.environ["MCP_SOURCE_COMMIT"] = commit  # the working tree's, on every /health
     app = build_fleet_app(services, reload=args.reload)
     base = f"http://{args.host}:{args.port}"
     for name, served in app.served.items():
         state = f"BROKEN: {served.app.reason}" if isinstance(served.app, Broken) else ""
         print(f"  {name:<12} {base}/{name}/mcp {state}".rstrip(), flush=True)
-    print(f"  catalog      {base}/", flush=True)
+    print(f"  catalog      {base}/    (source {commit or 'not a git checkout'})", flush=True)
     if args.reload:
         print("  reloading a service when its code changes (services/<svc>/src)", flush=True)
     protocol = bounded_h11_protocol(HttpSettings().header_timeout_seconds)

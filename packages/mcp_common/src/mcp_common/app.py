@@ -52,7 +52,7 @@ def build_server(spec: ServiceSpec, tools: list[DiscoveredTool] | None = None) -
     for discovered in tools if tools is not None else discover_tools(spec.tools_package):
         server.add_tool(discovered.tool)
 
-    health_body = {"status": "ok", "service": spec.name, "version": spec.version}
+    health_body = {"status": "ok", "service": spec.name, "version": spec.version, **spec.build()}
 
     @server.custom_route(spec.health_path, methods=["GET"], include_in_schema=False)
     async def health(_: Request) -> JSONResponse:

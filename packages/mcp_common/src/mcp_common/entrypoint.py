@@ -84,6 +84,7 @@ def _log_ready(spec: ServiceSpec, app: Starlette, settings: AppSettings) -> None
     fields = {
         "service": spec.name,
         "version": spec.version,
+        **spec.build(),
         "startup_ms": startup_ms,
         "phases_ms": phases,
     }

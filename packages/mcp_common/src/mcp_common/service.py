@@ -83,6 +83,22 @@ class ServiceSpec:
         API Gateway only `/<name>/...` reaches the service, and every 401 points here."""
         return f"/{self.name}/.well-known/oauth-protected-resource/mcp"
 
+    def build(self) -> dict[str, str]:
+        """Which code is live: the source commit `fleet build` stamped into the service's
+        package and into mcp_common (`-dirty` when the tree held uncommitted changes), and
+        Lambda's function version; in development, the working tree's commit
+        (MCP_SOURCE_COMMIT, which `fleet dev` sets). Only what is known is listed."""
+        import os
+
+        found = {
+            "commit": _stamp(self.tools_package.split(".", 1)[0]),
+            "common_commit": _stamp("mcp_common"),
+            "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+        }
+        if found["commit"] is None:
+            found["commit"] = os.environ.get("MCP_SOURCE_COMMIT")
+        return {key: value for key, value in found.items() if value}
+
     @property
     def version(self) -> str:
         """The installed distribution's version, so /health reports what is deployed."""
@@ -91,3 +107,27 @@ class ServiceSpec:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             return "0+unknown"
+
+
+BUILD_STAMP = "build.json"
+"""Written by `fleet build` into each package it builds: {"source": "<commit>[-dirty]"}."""
+
+
+def _stamp(package: str) -> str | None:
+    """The source commit stamped into `package` by `fleet build`, if it was built."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    stamp = Path(spec.origin).parent / BUILD_STAMP
+    try:
+        source = json.loads(stamp.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return source if isinstance(source, str) else None
