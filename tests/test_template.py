@@ -429,3 +429,98 @@ def test_every_service_is_wired_to_the_pool_when_cognito_is_on(source):
 def test_cognito_needs_a_domain_prefix(source):
     rule = source["Rules"]["CognitoNeedsADomainPrefix"]
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "EnableCognito"}, "true"]}
+
+
+# --- deploy day: canaries that roll back, stacks that coexist ----------------------------------
+
+
+def test_every_service_deploys_through_a_canary_that_its_alarms_roll_back(service_cfn, source):
+    """Every function (one template for all) shifts traffic by DeploymentStrategy and rolls
+    back on its own Lambda-errors, tool-error-rate and p99 alarms."""
+    group = service_cfn["Resources"]["FunctionDeploymentGroup"]["Properties"]
+    assert group["DeploymentConfigName"] == {
+        "Fn::Sub": "CodeDeployDefault.Lambda${DeploymentStrategy}"
+    }
+    assert group["AlarmConfiguration"] == {
+        "Enabled": True,
+        "Alarms": [
+            {"Name": {"Ref": "LambdaErrorsAlarm"}},
+            {"Name": {"Ref": "ToolErrorRateAlarm"}},
+            {"Name": {"Ref": "LatencyAlarm"}},
+        ],
+    }
+    rollback = group["AutoRollbackConfiguration"]
+    assert rollback["Enabled"] is True
+    assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(rollback["Events"])
+    alias = service_cfn["Resources"]["FunctionAliaslive"]
+    assert alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]["DeploymentGroupName"] == {
+        "Ref": "FunctionDeploymentGroup"
+    }
+    strategy = source["Parameters"]["DeploymentStrategy"]
+    assert strategy["Default"].startswith("Canary")
+    assert "AllAtOnce" in strategy["AllowedValues"]
+    assert source["Metadata"]["ServiceParameters"]["DeploymentStrategy"] == {
+        "Ref": "DeploymentStrategy"
+    }
+
+
+NAME_PROPERTIES = {
+    "Name", "LogGroupName", "AlarmName", "FunctionName", "LayerName", "UserPoolName",
+    "ClientName", "DashboardName", "UsagePlanName", "TableName", "RoleName", "TopicName",
+    "QueueName", "ApiName", "BucketName",
+}  # fmt: skip
+
+
+SCOPED_NAMES = {
+    ("AWS::Cognito::UserPoolResourceServer", "Name"),  # unique in the stack's own pool
+    ("AWS::Lambda::Alias", "Name"),  # unique in its function
+    ("AWS::IAM::RolePolicy", "RoleName"),  # the role it attaches to, not a name it gives
+}
+"""Name-like properties that name nothing account-wide."""
+
+
+def named_by_stack(value: Any) -> bool:
+    text = json.dumps(value)
+    return "${AWS::StackName}" in text or "${Fleet}" in text or '"Ref": "Fleet"' in text
+
+
+def test_two_stacks_with_different_names_share_no_named_resource(cfn, service_cfn):
+    """Staging beside prod: every name a resource takes (log groups, alarms, functions,
+    layers, pools, queries, the API) carries the stack's name, and so does every SSM
+    parameter the functions read. The one account-wide setting is opt-in (below)."""
+    templates = {"template.yaml": cfn, "infra/service.yaml": service_cfn}
+    for service in service_dirs(ROOT):
+        templates[f"services/{service.name}/infra.yaml"] = transform(
+            load_template(service.path / "infra.yaml")
+        )
+    names = 0
+    for where, template in templates.items():
+        for logical, resource in template["Resources"].items():
+            for key, value in (resource.get("Properties") or {}).items():
+                refers = isinstance(value, dict) and (
+                    value.get("Ref") in template["Resources"] or "Fn::GetAtt" in value
+                )  # another resource's name, not a name given here
+                if key in NAME_PROPERTIES and (resource["Type"], key) not in SCOPED_NAMES:
+                    if refers:
+                        continue
+                    names += 1
+                    assert named_by_stack(value), f"{where}: {logical}.{key} = {value!r}"
+    assert names >= 15
+    prefix = cfn["Outputs"]["ApiKeysParameterPrefix"]["Value"]["Fn::If"]
+    assert prefix[0] == "HasApiKeysParameterPrefix"
+    assert prefix[2] == {"Fn::Sub": "/mcp-fleet/${AWS::StackName}/api-keys"}
+    env = service_cfn["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert env["MCP_API_KEYS_SSM_PARAMETER"] == {"Fn::Sub": "${ApiKeysParameterPrefix}/${Service}"}
+
+
+def test_the_account_wide_api_gateway_logging_role_is_opt_in_and_kept(cfn, source):
+    """AWS::ApiGateway::Account is one setting per account and region: a second stack says
+    `existing`, and deleting the stack that set it never breaks another's access logs."""
+    assert source["Parameters"]["ApiGatewayLoggingRole"]["AllowedValues"] == ["create", "existing"]
+    assert cfn["Conditions"]["SetsApiGatewayAccount"] == {
+        "Fn::Equals": [{"Ref": "ApiGatewayLoggingRole"}, "create"]
+    }
+    for name in ("ApiGatewayAccount", "ApiGatewayCloudWatchRole"):
+        resource = cfn["Resources"][name]
+        assert resource["Condition"] == "SetsApiGatewayAccount"
+        assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")

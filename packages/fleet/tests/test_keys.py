@@ -223,3 +223,26 @@ def test_put_list_and_revoke_are_symmetric_over_the_service_prefix(aws, records_
     assert names("/mcp-fleet/api-keys/weather") == []
     # Gone from the local records too: a later put cannot bring it back.
     assert [r.name for r in parse_records(Path(records_file).read_text())] == ["ci-bot"]
+
+
+def test_put_to_a_stack_writes_where_its_services_read(aws, records_file, capsys):
+    """`--stack` reads the stack's ApiKeysParameterPrefix output (/mcp-fleet/<stack>/api-keys
+    by default, so staging and prod never share keys)."""
+    template = {
+        "Resources": {
+            "Marker": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": "/marker", "Type": "String", "Value": "x"},
+            }
+        },
+        "Outputs": {"ApiKeysParameterPrefix": {"Value": "/mcp-fleet/staging/api-keys"}},
+    }
+    boto3.client("cloudformation").create_stack(
+        StackName="staging", TemplateBody=json.dumps(template)
+    )
+    create(records_file, capsys, "svc", "math")
+    assert main(["keys", "put", "--file", records_file, "--stack", "staging"]) == 0
+    parameter = boto3.client("ssm").get_parameter(
+        Name="/mcp-fleet/staging/api-keys/math", WithDecryption=True
+    )
+    assert [r.name for r in parse_records(parameter["Parameter"]["Value"])] == ["svc"]

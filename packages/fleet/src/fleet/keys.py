@@ -138,6 +138,13 @@ class RevokedNames:
 def stores_from_args(args: argparse.Namespace) -> list[RecordStore]:
     """The stores a command works on: one per service under --ssm-prefix (what the deployed
     functions read: <prefix>/<service>), else the one SSM parameter, secret or file."""
+    if getattr(args, "stack", None):
+        from fleet.urls import stack_outputs
+
+        outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
+        if "ApiKeysParameterPrefix" not in outputs:
+            raise FleetError(f"stack {args.stack!r} has no ApiKeysParameterPrefix output")
+        args.ssm_prefix = outputs["ApiKeysParameterPrefix"]
     if getattr(args, "ssm_prefix", None):
         client = aws.client(args, "ssm")
         prefix = args.ssm_prefix.rstrip("/")
@@ -288,6 +295,11 @@ def add_parser(commands: Any) -> None:
         """Where the records are: the local file (default) or AWS."""
         where = parser.add_mutually_exclusive_group()
         if prefix:
+            where.add_argument(
+                "--stack",
+                help="the deployed stack: every <prefix>/<service> it reads (its "
+                "ApiKeysParameterPrefix output, by default /mcp-fleet/<stack>/api-keys)",
+            )
             where.add_argument(
                 "--ssm-prefix",
                 help="every <prefix>/<service> SSM parameter (what the template's functions read)",
