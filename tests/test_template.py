@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fleet.template import (
+    ADAPTER_MODES,
     ALARMS,
     OWN_OUTPUTS,
     ROUTE_OUTPUTS,
@@ -221,8 +222,66 @@ def test_every_service_reads_its_own_settings_from_its_own_stack(service_cfn):
     assert own["TemplateURL"]  # ../services/${Service}/infra.yaml, packaged by sam
     source = load_template(ROOT / "infra" / "service.yaml")["Resources"]["Own"]["Properties"]
     assert source["TemplateURL"] == {"Fn::Sub": "../services/${Service}/infra.yaml"}
-    reads = set(re.findall(r'"Outputs\.(\w+)"', json.dumps(service_cfn)))
+    text = json.dumps(service_cfn)
+    reads = set(re.findall(r'"Own", "Outputs\.(\w+)"', text))
+    reads |= set(re.findall(r"\$\{Own\.Outputs\.(\w+)\}", text))
     assert reads == set(OWN_OUTPUTS)
+
+
+MODES = {
+    # Own output: (AWS_LWA_INVOKE_MODE, the Lambda API API Gateway calls)
+    "BUFFERED": ("buffered", "2015-03-31/functions/{alias}/invocations"),
+    "STREAM": ("response_stream", "2021-11-15/functions/{alias}/response-streaming-invocations"),
+}
+
+
+def mode_outputs(transfer_mode: str) -> dict[str, str]:
+    """infra/response-mode.yaml's outputs for one choice, conditions evaluated."""
+    mode = load_template(ROOT / "infra" / "response-mode.yaml")
+    [(name, condition)] = mode["Conditions"].items()
+    left, right = condition["Fn::Equals"]
+    assert left == {"Ref": "ResponseTransferMode"}
+    holds = transfer_mode == right
+    outputs = {}
+    for output, spec in mode["Outputs"].items():
+        when, then, otherwise = spec["Value"]["Fn::If"]
+        assert when == name
+        outputs[output] = then if holds else otherwise
+    return outputs
+
+
+@pytest.mark.parametrize("transfer_mode", sorted(MODES))
+def test_a_service_chooses_buffered_or_streamed_answers_in_its_own_stack(
+    service_cfn, transfer_mode
+):
+    from mcp_common.settings import HttpSettings
+
+    resources = service_cfn["Resources"]
+    assert resources["Mode"]["Properties"]["Parameters"] == {
+        "ResponseTransferMode": {"Fn::GetAtt": ["Own", "Outputs.ResponseTransferMode"]}
+    }
+    env = resources["Function"]["Properties"]["Environment"]["Variables"]
+    assert env["AWS_LWA_INVOKE_MODE"] == {"Fn::GetAtt": ["Mode", "Outputs.AdapterInvokeMode"]}
+    outputs = service_cfn["Outputs"]
+    assert outputs["ResponseTransferMode"]["Value"] == {
+        "Fn::GetAtt": ["Own", "Outputs.ResponseTransferMode"]
+    }
+    # API Gateway waits exactly as long as the function may run: Timeout in ms.
+    assert outputs["IntegrationTimeoutMs"]["Value"] == {"Fn::Sub": "${Own.Outputs.Timeout}000"}
+
+    adapter_mode, lambda_api = MODES[transfer_mode]
+    values = mode_outputs(transfer_mode)
+    assert values["AdapterInvokeMode"] == adapter_mode == ADAPTER_MODES[transfer_mode]  # fleet dev
+    # The app reads the adapter's variable too, so the two cannot disagree.
+    settings = HttpSettings.model_validate({"AWS_LWA_INVOKE_MODE": adapter_mode})
+    assert settings.streaming is (transfer_mode == "STREAM")
+    text, names = outputs["IntegrationUri"]["Value"]["Fn::Sub"]
+    assert names["Api"] == {"Fn::GetAtt": ["Mode", "Outputs.LambdaApiPath"]}
+    assert names["Action"] == {"Fn::GetAtt": ["Mode", "Outputs.LambdaApiAction"]}
+    uri = text.replace("${Api}", values["LambdaApiPath"]).replace(
+        "${Action}", values["LambdaApiAction"]
+    )
+    assert uri.endswith(lambda_api.format(alias="${Alias}"))
 
 
 def test_the_log_group_has_retention_and_the_function_writes_to_it(service_cfn):

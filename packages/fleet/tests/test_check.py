@@ -121,6 +121,8 @@ def test_a_stray_route_is_a_fault(workspace):
     [
         ("Timeout", '"300"', "Timeout 300 s is above API Gateway's 29 s"),
         ("Timeout", '"15"', "ToolTimeout 20 s must be below Timeout 15 s"),
+        ("Timeout", '"25.5"', "Timeout 25.5 must be a whole number of seconds"),
+        ("ResponseTransferMode", "SSE", "ResponseTransferMode must be BUFFERED or STREAM"),
         ("MemorySize", '"64"', "MemorySize 64 MB is outside Lambda's 128-10240"),
         ("Environment", '\'{"LOG_LEVEL": "DEBUG"}\'', "LOG_LEVEL is already set"),
         ("Environment", "'[1, 2]'", "must be a JSON object"),
@@ -129,6 +131,28 @@ def test_a_stray_route_is_a_fault(workspace):
 def test_a_teams_own_settings_are_guarded(workspace, output, value, fault):
     set_output(workspace, output, value)
     assert any(fault in line for line in check_fleet(workspace)), check_fleet(workspace)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "tool_timeout", "fault"),
+    [
+        ('"900"', '"840"', None),
+        ('"120"', '"60"', None),
+        ('"901"', '"840"', "Timeout 901 s is above the 900 s a streamed response may last"),
+        ('"600"', '"600"', "ToolTimeout 600 s must be below Timeout 600 s"),
+    ],
+)
+def test_a_streaming_service_may_run_for_minutes_and_no_longer(
+    workspace, timeout, tool_timeout, fault
+):
+    set_output(workspace, "ResponseTransferMode", "STREAM")
+    set_output(workspace, "Timeout", timeout)
+    set_output(workspace, "ToolTimeout", tool_timeout)
+    faults = check_fleet(workspace)
+    if fault is None:
+        assert faults == []
+    else:
+        assert any(fault in line for line in faults), faults
 
 
 POLICY = """\

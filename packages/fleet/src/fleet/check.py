@@ -43,6 +43,7 @@ REQUIRED_ENV = (
     "MCP_API_KEYS_SSM_PARAMETER",
     "MCP_TOOL_TIMEOUT_SECONDS",
     "MCP_SERVICE_ENVIRONMENT",
+    "AWS_LWA_INVOKE_MODE",
     "AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH",
     "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH",
 )
@@ -52,6 +53,9 @@ INVOKE_ROLE = "ApiInvokeRole"
 """The role API Gateway calls every service's alias with (each route's `credentials`)."""
 API_GATEWAY_TIMEOUT_SECONDS = 29
 """How long API Gateway waits for a buffered (non-streaming) Lambda integration."""
+STREAMING_TIMEOUT_SECONDS = 900
+"""How long API Gateway streams a response, and Lambda's own maximum: 15 minutes."""
+TRANSFER_MODES = ("BUFFERED", "STREAM")
 DATA_SERVICES = frozenset(
     {
         "dynamodb",
@@ -346,6 +350,35 @@ def _environment_faults(outputs: dict[str, Any], where: str) -> list[str]:
     return []
 
 
+def _timeout_faults(outputs: dict[str, Any], where: str) -> list[str]:
+    """tool deadline < integration timeout <= function timeout <= 29 s (BUFFERED) or 900 s
+    (STREAM). The integration timeout is the function's (infra/service.yaml), in ms."""
+    mode = (outputs.get("ResponseTransferMode") or {}).get("Value", "BUFFERED")
+    if mode not in TRANSFER_MODES:
+        return [f"{where}: ResponseTransferMode must be BUFFERED or STREAM (is {mode!r})"]
+    timeout, tool = _number(outputs, "Timeout"), _number(outputs, "ToolTimeout")
+    if timeout is None or tool is None:
+        return [f"{where}: Timeout and ToolTimeout must be numbers of seconds"]
+    if timeout != int(timeout) or timeout < 1:
+        return [f"{where}: Timeout {timeout:g} must be a whole number of seconds"]
+    limit = API_GATEWAY_TIMEOUT_SECONDS if mode == "BUFFERED" else STREAMING_TIMEOUT_SECONDS
+    faults = []
+    if timeout > limit:
+        faults.append(
+            f"{where}: Timeout {timeout:g} s is above API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s "
+            "for a buffered service: clients get 504 while the function still runs "
+            "(ResponseTransferMode: STREAM allows up to 900 s)"
+            if mode == "BUFFERED"
+            else f"{where}: Timeout {timeout:g} s is above the 900 s a streamed response may last"
+        )
+    if not 0 < tool < timeout:
+        faults.append(
+            f"{where}: ToolTimeout {tool:g} s must be below Timeout {timeout:g} s (the function's "
+            "and the integration's), so a slow tool answers a tool error before either gives up"
+        )
+    return faults
+
+
 def own_stack_faults(service: ServiceDir) -> list[str]:
     """The service's own stack: the outputs every service's stack reads, timeouts that agree,
     and IAM statements without wildcards."""
@@ -366,19 +399,10 @@ def own_stack_faults(service: ServiceDir) -> list[str]:
         for name in ("Fleet", "Service", "Role")
         if name not in declared
     )
-    timeout, tool, memory = (_number(outputs, n) for n in ("Timeout", "ToolTimeout", "MemorySize"))
+    memory = _number(outputs, "MemorySize")
     if memory is not None and not 128 <= memory <= 10240:
         faults.append(f"{where}: MemorySize {memory:g} MB is outside Lambda's 128-10240")
-    if timeout is not None and timeout > API_GATEWAY_TIMEOUT_SECONDS:
-        faults.append(
-            f"{where}: Timeout {timeout:g} s is above API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s "
-            "for a buffered service: clients get 504 while the function still runs"
-        )
-    if timeout is not None and tool is not None and not tool < timeout:
-        faults.append(
-            f"{where}: ToolTimeout {tool:g} s must be below Timeout {timeout:g} s, so a slow tool "
-            "answers a tool error before Lambda kills it"
-        )
+    faults.extend(_timeout_faults(outputs, where))
     if "Environment" in outputs:
         faults.extend(_environment_faults(outputs, where))
     return faults + iam_faults(own, where)

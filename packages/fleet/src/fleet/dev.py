@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from fleet.catalog import fleet_catalog
+from fleet.template import lambda_environment
 from fleet.workspace import ServiceDir
 from mcp_common.app import AppSettings, create_app
 from mcp_common.hardening import HostOriginGuardMiddleware
@@ -72,14 +75,36 @@ def _forget_modules(package: str) -> None:
 
 
 def build_service_app(folder: ServiceDir, settings: AppSettings) -> Starlette | Broken:
-    """The service's app, or Broken with the error that stopped it (never an exception)."""
+    """The service's app, or Broken with the error that stopped it (never an exception).
+
+    The service's own stack sets its tool deadline and response mode, as on Lambda; a
+    variable set in the environment wins (a test's shorter deadline)."""
     try:
-        return create_app(folder.load_spec(), settings)
+        return create_app(folder.load_spec(), as_deployed(folder, settings))
     except Exception as exc:  # noqa: BLE001 - one broken service must not stop the fleet
         cause = exc.__cause__ if exc.__cause__ is not None and not str(exc) else None
         reason = f"{type(exc).__name__}: {exc}" if cause is None else f"{exc}: {cause}"
         logger.error("service %r cannot start: %s", folder.name, reason.splitlines()[0])
         return Broken(reason.splitlines()[0])
+
+
+def as_deployed(folder: ServiceDir, settings: AppSettings) -> AppSettings:
+    """`settings` with what the service's own stack sets (unless the environment does)."""
+    own = lambda_environment(folder.path)
+    fields = {
+        "MCP_TOOL_TIMEOUT_SECONDS": "tool_timeout_seconds",
+        "AWS_LWA_INVOKE_MODE": "invoke_mode",
+    }
+    update: dict[str, Any] = {
+        field_name: own[variable]
+        for variable, field_name in fields.items()
+        if variable in own and variable not in os.environ
+    }
+    if "tool_timeout_seconds" in update:
+        update["tool_timeout_seconds"] = float(update["tool_timeout_seconds"])
+    if not update:
+        return settings
+    return dataclasses.replace(settings, http=settings.http.model_copy(update=update))
 
 
 class FleetApp:

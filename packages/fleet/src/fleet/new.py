@@ -230,8 +230,13 @@ Outputs:
   MemorySize:
     Description: Lambda memory (MB)
     Value: "1024"
+  ResponseTransferMode:
+    Description: >-
+      BUFFERED (one JSON body; Timeout at most 29 s) or STREAM (long tools: SSE with progress,
+      Timeout up to 900 s); README "Long-running tools"
+    Value: BUFFERED
   Timeout:
-    Description: Lambda timeout (s), above ToolTimeout; at most 29 behind API Gateway
+    Description: Lambda timeout (s), above ToolTimeout; at most 29 when BUFFERED, 900 when STREAM
     Value: "29"
   ToolTimeout:
     Description: MCP_TOOL_TIMEOUT_SECONDS, the deadline of one tool call (s)

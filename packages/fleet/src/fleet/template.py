@@ -36,10 +36,37 @@ ALARMS: tuple[str, ...] = (
     "ThrottlesAlarm",
 )
 """Every service's alarms, in infra/service.yaml (fleet check verifies them)."""
-OWN_OUTPUTS: tuple[str, ...] = ("MemorySize", "Timeout", "ToolTimeout", "Environment")
+OWN_OUTPUTS: tuple[str, ...] = (
+    "MemorySize",
+    "ResponseTransferMode",
+    "Timeout",
+    "ToolTimeout",
+    "Environment",
+)
 """What infra/service.yaml reads from every service's own stack."""
 ROUTE_OUTPUTS: tuple[str, ...] = ("IntegrationUri", "ResponseTransferMode", "IntegrationTimeoutMs")
 """What each service's route in template.yaml reads from its stack."""
+ADAPTER_MODES = {"BUFFERED": "buffered", "STREAM": "response_stream"}
+"""ResponseTransferMode → AWS_LWA_INVOKE_MODE, as infra/response-mode.yaml maps it."""
+
+
+def own_outputs(service_path: Path) -> dict[str, Any]:
+    """The literal Value of each output of a service's own stack (infra.yaml)."""
+    outputs = load_template(service_path / OWN_TEMPLATE).get("Outputs") or {}
+    return {name: (spec or {}).get("Value") for name, spec in outputs.items()}
+
+
+def lambda_environment(service_path: Path) -> dict[str, str]:
+    """What the service's own stack puts in its function's environment, for running it
+    locally as Lambda does: its tool deadline and its response mode."""
+    outputs = own_outputs(service_path)
+    environment = {}
+    if isinstance(outputs.get("ToolTimeout"), str | int | float):
+        environment["MCP_TOOL_TIMEOUT_SECONDS"] = str(outputs["ToolTimeout"])
+    mode = outputs.get("ResponseTransferMode", "BUFFERED")
+    if mode in ADAPTER_MODES:
+        environment["AWS_LWA_INVOKE_MODE"] = ADAPTER_MODES[mode]
+    return environment
 
 
 def logical_id(service: str) -> str:

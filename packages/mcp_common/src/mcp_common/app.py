@@ -33,6 +33,7 @@ from mcp_common.logs import RequestLogASGIMiddleware, configure_logging
 from mcp_common.metrics import RequestMetrics
 from mcp_common.service import ServiceSpec
 from mcp_common.settings import AppSettings
+from mcp_common.streaming import InFlightCalls, JsonAnswersMiddleware, StreamedCallMiddleware
 
 
 def build_server(spec: ServiceSpec, tools: list[DiscoveredTool] | None = None) -> FastMCP:
@@ -127,8 +128,11 @@ def _http_middleware(
             tool_timeout_seconds=http.tool_timeout_seconds,
             tool_names=tool_names,
             body_timeout_seconds=http.body_timeout_seconds,
+            streamed_calls=InFlightCalls() if http.streaming else None,
         )
     )
+    if http.streaming:
+        middleware.append(Middleware(JsonAnswersMiddleware, mcp_path=spec.mcp_path))
     return middleware
 
 
@@ -141,7 +145,8 @@ def _warn_open_once() -> None:
 
 
 def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starlette:
-    """The service's ASGI app: Streamable HTTP (stateless, JSON) at `/<name>/mcp`, health,
+    """The service's ASGI app: Streamable HTTP (stateless; JSON, or SSE for a streaming
+    service's long calls) at `/<name>/mcp`, health,
     and the SnapStart hooks; primed before it reports ready (see lifecycle.py)."""
     settings = settings or AppSettings()
     configure_logging(settings.runtime.log_level, settings.runtime.log_format)
@@ -159,11 +164,14 @@ def create_app(spec: ServiceSpec, settings: AppSettings | None = None) -> Starle
         server.custom_route(path, methods=["POST"], include_in_schema=False)(
             lifecycle.hook_endpoint(phase)
         )
+    if settings.http.streaming:
+        server.add_middleware(StreamedCallMiddleware(settings.http.tool_timeout_seconds))
     tool_names = frozenset(t.tool.name for t in tools)
     app = server.http_app(
         path=spec.mcp_path,
         stateless_http=True,
-        json_response=True,
+        # A streaming service answers long or progress-reporting calls with SSE (streaming.py).
+        json_response=not settings.http.streaming,
         host_origin_protection=False,  # the strict guard is placed explicitly below
         middleware=_http_middleware(spec, settings, tool_names, authenticator),
     )

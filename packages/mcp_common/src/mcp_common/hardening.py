@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_common import untrusted
 from mcp_common.logs import INVALID_NAME, UNKNOWN_TOOL, RequestRecord, current_request
 from mcp_common.untrusted import decimal_length
+
+if TYPE_CHECKING:
+    from mcp_common.streaming import InFlightCalls
 
 MCP_CORS_HEADERS = [
     "content-type",
@@ -206,8 +209,12 @@ class RequestGuardMiddleware:
         tool_timeout_seconds: float,
         tool_names: Iterable[str] = (),
         body_timeout_seconds: float = 10.0,
+        streamed_calls: InFlightCalls | None = None,
     ) -> None:
         self.app = app
+        self.streamed_calls = streamed_calls
+        """A streaming service's calls in flight: the deadline is applied around the tool
+        (streaming.py), and `notifications/cancelled` reaches the caller's own call."""
         self.mcp_path = mcp_path
         self.max_body_bytes = max_body_bytes
         self.tool_timeout_seconds = tool_timeout_seconds
@@ -255,9 +262,15 @@ class RequestGuardMiddleware:
         tool = _tool_name(message) if method == "tools/call" else None
         if record is not None:
             self._describe(record, method, tool)
-        if method == "tools/call" and "id" in message:
+        calls = self.streamed_calls
+        if method == "tools/call" and "id" in message and calls is not None:
+            with calls.track(message["id"]):
+                await self.app(scope, _replay(body, receive), send)
+        elif method == "tools/call" and "id" in message:
             await self._call_with_deadline(scope, _replay(body, receive), send, message["id"], tool)
         else:
+            if method == "notifications/cancelled" and calls is not None:
+                calls.cancel(message.get("params"))
             await self.app(scope, _replay(body, receive), send)
 
     def _describe(self, record: RequestRecord, method: object, tool: object) -> None:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_common import untrusted
 from mcp_common.metrics import RequestMetrics
 
-Outcome = Literal["ok", "tool_error", "protocol_error"]
+Outcome = Literal["ok", "tool_error", "protocol_error", "cancelled"]
 INVALID_NAME: Final = "(invalid)"
 """The request line's `mcp_method` when the method is too long or not printable."""
 UNKNOWN_TOOL: Final = "(unknown)"
@@ -461,15 +461,18 @@ class RequestLogASGIMiddleware:
             http_method=scope.get("method", "POST"),
         )
         status: int | None = None
+        last_chunk = b""  # an SSE answer ends with its result, then maybe an empty chunk
 
         async def send_and_log(message: Message) -> None:
-            nonlocal status
+            nonlocal status, last_chunk
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                # Before the last byte leaves, so the line precedes the client's next step.
-                classify_response(record, status, message.get("body", b""))
-                emit_request_line(record, status, self.metrics)
+            elif message["type"] == "http.response.body":
+                last_chunk = message.get("body") or last_chunk
+                if not message.get("more_body"):
+                    # Before the last byte leaves, so the line precedes the client's next step.
+                    classify_response(record, status, last_chunk)
+                    emit_request_line(record, status, self.metrics)
             await send(message)
 
         token = current_request.set(record)

@@ -191,6 +191,21 @@ class HttpSettings(BaseSettings):
         default=10.0, gt=0, le=120, validation_alias="MCP_BODY_TIMEOUT_SECONDS"
     )
     """A request's whole body must arrive within this, or the answer is 408."""
+    invoke_mode: Literal["buffered", "response_stream"] = Field(
+        default="buffered", validation_alias="AWS_LWA_INVOKE_MODE"
+    )
+    """The Web Adapter's mode, read by the app too so the two never disagree: `response_stream`
+    (a service whose own stack says STREAM) answers long calls with SSE, progress as it
+    happens; `buffered` answers one JSON body."""
+
+    @field_validator("invoke_mode", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def streaming(self) -> bool:
+        return self.invoke_mode == "response_stream"
 
 
 class MetricsSettings(BaseSettings):

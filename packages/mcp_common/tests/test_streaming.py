@@ -1,0 +1,278 @@
+"""A streaming service (AWS_LWA_INVOKE_MODE=response_stream) over real HTTP on loopback:
+progress before the result, JSON for quick calls and JSON-only clients, deadlines and
+cancellation that stop the tool, and the edge unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+from mcp.client import Client as SDKClient
+from mcp.client.streamable_http import streamable_http_client
+
+from fleet.testing import MCP_HEADERS, app_settings, loopback_http, serve, write_tools_package
+from mcp_common.apikeys import hash_key
+from mcp_common.service import ServiceSpec
+
+STREAMING_TOOLS = '''
+import asyncio
+import time
+
+from fastmcp import Context
+from fastmcp.tools import tool
+
+STARTED: dict[str, int] = {}
+CLEANED: dict[str, int] = {}
+
+
+@tool(annotations={"readOnlyHint": True})
+async def count(label: str, steps: int, ctx: Context, delay: float = 0.05) -> str:
+    """Report progress at each step; record that its cleanup ran."""
+    STARTED[label] = STARTED.get(label, 0) + 1
+    try:
+        for step in range(1, steps + 1):
+            await asyncio.sleep(delay)
+            await ctx.report_progress(step, steps, f"step {step}")
+        return f"counted {steps}"
+    finally:
+        CLEANED[label] = CLEANED.get(label, 0) + 1
+
+
+@tool(annotations={"readOnlyHint": True})
+def quick() -> str:
+    """Answer at once, silently."""
+    return "quick"
+
+
+@tool(annotations={"readOnlyHint": True})
+def block(seconds: float) -> str:
+    """Block a worker thread, which nothing can interrupt."""
+    time.sleep(seconds)
+    return "unblocked"
+'''
+DEADLINE = 1.5
+KEYS = {"alice": "mcpk_alice_0123456789abcdef", "mallory": "mcpk_mallory_0123456789abcdef"}
+RECORDS = [{"name": name, "sha256": hash_key(key), "services": ["*"]} for name, key in KEYS.items()]
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory) -> Any:
+    root = tmp_path_factory.mktemp("streaming_service")
+    sys.path.insert(0, str(root))
+    package = write_tools_package(root, "streaming_sample_tools", {"tools": STREAMING_TOOLS})
+    return importlib.import_module(f"{package}.tools"), package
+
+
+@pytest.fixture(scope="module")
+def base(tools) -> Iterator[str]:
+    from mcp_common.app import create_app
+
+    _, package = tools
+    settings = app_settings(
+        AWS_LWA_INVOKE_MODE="response_stream",
+        MCP_TOOL_TIMEOUT_SECONDS=str(DEADLINE),
+        MCP_AUTH="api_key",
+        MCP_API_KEYS=json.dumps(RECORDS),
+    )
+    with serve(create_app(ServiceSpec(name="streamer", tools_package=package), settings)) as url:
+        yield url
+
+
+def client(base: str, who: str = "alice") -> Client:
+    transport = StreamableHttpTransport(f"{base}/streamer/mcp", headers={"x-api-key": KEYS[who]})
+    return Client(transport)
+
+
+async def wait_until(condition: Any, within: float = 2.0) -> float:
+    """Seconds until `condition()` held; fails after `within`."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, "condition not met in time"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def test_progress_arrives_in_order_before_the_result(base):
+    seen: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        seen.append(done)
+
+    async with client(base) as mcp:
+        result = await mcp.call_tool(
+            "count", {"label": "order", "steps": 5}, progress_handler=on_progress
+        )
+    assert result.data == "counted 5"
+    assert seen == [1, 2, 3, 4, 5]
+
+
+async def test_the_official_sdk_client_gets_progress_in_both_revisions(base):
+    for mode in ("legacy", "2026-07-28"):
+        seen: list[float] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            seen.append(done)  # noqa: B023 - awaited within this iteration
+
+        http = httpx.AsyncClient(headers={"x-api-key": KEYS["alice"]})
+        transport = streamable_http_client(f"{base}/streamer/mcp", http_client=http)
+        async with http, SDKClient(transport, mode=mode) as sdk:
+            result = await sdk.call_tool(
+                "count", {"label": f"sdk-{mode}", "steps": 3}, progress_callback=on_progress
+            )
+        assert not result.is_error
+        assert seen == [1, 2, 3], mode
+
+
+def test_a_quick_silent_call_is_still_one_json_body(base):
+    """The warm path of short tools does not change on a streaming service."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "quick"}}
+    headers = {**MCP_HEADERS, "x-api-key": KEYS["alice"], "mcp-protocol-version": "2025-06-18"}
+    response = loopback_http().post(f"{base}/streamer/mcp", json=body, headers=headers)
+    assert response.status_code == 200
+    assert "quick" in response.text
+
+
+def test_a_json_only_client_gets_one_json_answer_without_progress(base):
+    body = {
+        "jsonrpc": "2.0",
+        "id": "j",
+        "method": "tools/call",
+        "params": {
+            "name": "count",
+            "arguments": {"label": "json", "steps": 3},
+            "_meta": {"progressToken": 1},
+        },
+    }
+    headers = {
+        **MCP_HEADERS,
+        "accept": "application/json",
+        "x-api-key": KEYS["alice"],
+        "mcp-protocol-version": "2025-06-18",
+    }
+    response = loopback_http().post(f"{base}/streamer/mcp", json=body, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["id"] == "j"
+    assert response.json()["result"]["structuredContent"] == {"result": "counted 3"}
+
+
+def test_auth_answers_before_anything_streams(base):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "quick"}}
+    response = loopback_http().post(f"{base}/streamer/mcp", json=body, headers=MCP_HEADERS)
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/json")
+    assert "resource_metadata" in response.headers["www-authenticate"]
+
+
+async def test_the_deadline_cancels_a_tool_and_answers_on_the_stream(base, tools, log_lines):
+    module, _ = tools
+    started = time.monotonic()
+    async with client(base) as mcp:
+        result = await mcp.call_tool(
+            "count", {"label": "deadline", "steps": 100, "delay": 0.1}, raise_on_error=False
+        )
+    elapsed = time.monotonic() - started
+    assert result.is_error
+    assert f"did not finish within {DEADLINE:g} s" in result.content[0].text
+    assert DEADLINE <= elapsed < DEADLINE + 1
+    await wait_until(lambda: module.CLEANED.get("deadline") == 1)
+    [line] = [r for r in log_lines.requests() if r.get("tool") == "count"]
+    assert (line["outcome"], line["error"]) == ("tool_error", "deadline")
+    # One line, its duration measured to the last byte of the stream.
+    assert line["duration_ms"] >= DEADLINE * 1000
+
+
+async def test_a_blocking_tool_is_answered_at_the_deadline(base):
+    started = time.monotonic()
+    async with client(base) as mcp:
+        result = await mcp.call_tool("block", {"seconds": DEADLINE + 2}, raise_on_error=False)
+    assert result.is_error
+    assert time.monotonic() - started < DEADLINE + 1  # its thread is abandoned, not awaited
+
+
+async def test_closing_the_stream_cancels_the_tool(base, tools, log_lines):
+    module, _ = tools
+    progressed = asyncio.Event()
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progressed.set()
+
+    async with client(base) as mcp:
+        call = asyncio.create_task(
+            mcp.call_tool(
+                "count",
+                {"label": "closed", "steps": 100, "delay": 0.05},
+                progress_handler=on_progress,
+            )
+        )
+        await asyncio.wait_for(progressed.wait(), 2)
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        stopped_within = await wait_until(lambda: module.CLEANED.get("closed") == 1, within=1.0)
+    assert stopped_within < 0.5
+    await wait_until(lambda: any(r.get("tool") == "count" for r in log_lines.requests()))
+    [line] = [r for r in log_lines.requests() if r.get("tool") == "count"]
+    assert (line["outcome"], line["error"]) == ("cancelled", "client disconnected")
+
+
+async def cancel_after_first_progress(base: str, label: str, canceller: str) -> int:
+    """Start a call as alice on a raw stream, then post notifications/cancelled for its id as
+    `canceller`; return the cancellation POST's status."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 42,
+        "method": "tools/call",
+        "params": {
+            "name": "count",
+            "arguments": {"label": label, "steps": 20, "delay": 0.05},
+            "_meta": {"progressToken": "p"},
+        },
+    }
+    headers = {**MCP_HEADERS, "mcp-protocol-version": "2025-06-18"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        url = f"{base}/streamer/mcp"
+        async with http.stream(
+            "POST", url, json=body, headers={**headers, "x-api-key": KEYS["alice"]}
+        ) as stream:
+            lines = stream.aiter_lines()
+            async for line in lines:
+                if "notifications/progress" in line:
+                    break
+            cancel = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": 42},
+            }
+            answer = await http.post(
+                url, json=cancel, headers={**headers, "x-api-key": KEYS[canceller]}
+            )
+            rest = "".join([line async for line in lines])
+    return answer.status_code, rest
+
+
+async def test_a_principal_cancels_its_own_call(base, tools, log_lines):
+    module, _ = tools
+    status, rest = await cancel_after_first_progress(base, "own", canceller="alice")
+    assert status == 202
+    assert "cancelled by the client" in rest
+    assert module.CLEANED.get("own") == 1
+    assert "step 20" not in rest
+    [line] = [r for r in log_lines.requests() if r.get("tool") == "count"]
+    assert line["outcome"] == "cancelled"
+
+
+async def test_nobody_cancels_another_principals_call(base, tools):
+    status, rest = await cancel_after_first_progress(base, "theirs", canceller="mallory")
+    assert status == 202  # acknowledged, as any notification is, but it cancelled nothing
+    assert "counted 20" in rest
