@@ -1,4 +1,6 @@
-"""The official MCP conformance suite against every service, through `fleet dev`.
+"""The official MCP conformance suite against every service, through `fleet dev`, once with
+every service buffered (one JSON body) and once with every service streaming (SSE for long
+calls, AWS_LWA_INVOKE_MODE=response_stream), whichever mode its own stack chooses.
 
 `uv run pytest -m conformance` runs it (CI does too); the plain `uv run pytest` leaves it
 out because it needs Node >= 22, which `npm ci` in tests/conformance installs (the pinned
@@ -11,14 +13,16 @@ transport: tools-call-* other than -error (fixed demo tools such as
 `test_simple_text`), completion-*, resources-read-*/templates/subscribe, prompts-get-*,
 json-schema-2020-12 (`json_schema_2020_12_tool`), http-custom-header-server-validation
 (tools with `x-mcp-header` annotations), input-required-* and elicitation/sampling
-(server-to-client requests), server-sse-* and server-session-lifecycle (SSE streams and
-sessions: every service is stateless with JSON responses).
+(server-to-client requests), server-sse-* and server-session-lifecycle (GET streams and
+sessions: every service is stateless), tools-call-with-progress (the suite's own progress
+tool; the streaming tests send progress through real tools).
 
 A failed check fails its test unless it is in EXCUSED, with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -85,9 +89,12 @@ def _install_suite() -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def fleet_base() -> Iterator[str]:
-    """`fleet dev` in its own process, every service at /<svc>/mcp."""
+MODES = ("buffered", "response_stream")
+
+
+@contextlib.contextmanager
+def fleet_dev(mode: str) -> Iterator[str]:
+    """`fleet dev` in its own process, every service at /<svc>/mcp, all in `mode`."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="conformance-") as scratch:
         env = {
@@ -95,6 +102,7 @@ def fleet_base() -> Iterator[str]:
             "MCP_AUTH": "none",
             "FLEET_ROOT": str(ROOT),
             "MEMORY_SQLITE_PATH": str(Path(scratch) / "memory.sqlite"),
+            "AWS_LWA_INVOKE_MODE": mode,  # the environment wins over each service's own stack
         }
         command = [sys.executable, "-m", "fleet.cli", "dev", "--port", str(port)]
         with (Path(scratch) / "fleet-dev.log").open("wb") as log:
@@ -104,6 +112,12 @@ def fleet_base() -> Iterator[str]:
             yield f"http://127.0.0.1:{port}"
         finally:
             stop(process)
+
+
+@pytest.fixture(scope="session")
+def fleet_bases() -> Iterator[dict[str, str]]:
+    with fleet_dev(MODES[0]) as buffered, fleet_dev(MODES[1]) as streaming:
+        yield dict(zip(MODES, (buffered, streaming), strict=True))
 
 
 def _run(url: str, scenario: str, version: str, out: Path) -> list[dict]:
@@ -122,17 +136,18 @@ def _run(url: str, scenario: str, version: str, out: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def results(fleet_base: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Every (service, scenario, version) run once, four at a time."""
+def results(fleet_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every (mode, service, scenario, version) run once, four at a time."""
     _install_suite()
     out = tmp_path_factory.mktemp("conformance-results")
     jobs = {
-        (service, scenario, version): (
-            f"{fleet_base}/{service}/mcp",
+        (mode, service, scenario, version): (
+            f"{base}/{service}/mcp",
             scenario,
             version,
-            out / service / f"{scenario}-{version}",
+            out / mode / service / f"{scenario}-{version}",
         )
+        for mode, base in fleet_bases.items()
         for service in SERVICES
         for scenario, version in RUNS
     }
@@ -141,10 +156,11 @@ def results(fleet_base: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         return {key: future.result() for key, future in futures.items()}
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize(("scenario", "version"), RUNS, ids=[f"{s}@{v}" for s, v in RUNS])
-def test_scenario_passes(results, service, scenario, version):
-    checks = results[(service, scenario, version)]
+def test_scenario_passes(results, mode, service, scenario, version):
+    checks = results[(mode, service, scenario, version)]
     assert checks, "the scenario ran no checks"
     failed = [
         check
@@ -161,7 +177,7 @@ def test_every_excuse_is_still_needed(results):
     """An excused check that now passes must leave the list (it would hide a regression)."""
     still_failing = {
         (scenario, check["id"])
-        for (_, scenario, _), checks in results.items()
+        for (_, _, scenario, _), checks in results.items()
         for check in checks
         if check["status"] == "FAILURE"
     }

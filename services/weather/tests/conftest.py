@@ -10,7 +10,9 @@ the xdist controller too, which runs no test.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import math
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -62,7 +64,48 @@ def answer(path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
             days = int(params.get("forecast_days", 7))
             body["daily"] = {key: values[:days] for key, values in body["daily"].items()}
         return 200, json.dumps(body).encode()
+    if path.endswith("/archive"):
+        return 200, json.dumps(archive_year(params)).encode()
     return 404, b'{"error": true, "reason": "Not Found"}'
+
+
+WARMING_PER_YEAR = 0.05
+"""The stand-in archive's daily highs rise this much a year (°C): the trend a test expects."""
+
+
+def archive_year(params: Mapping[str, str]) -> dict:
+    """A year of daily history in the archive API's format: a seasonal cycle around a mean
+    high of 15 °C in 2000 that rises WARMING_PER_YEAR a year, lows 8 °C below, 1 mm a day."""
+    start = datetime.date.fromisoformat(params["start_date"])
+    end = datetime.date.fromisoformat(params["end_date"])
+    dates = [start + datetime.timedelta(days=n) for n in range((end - start).days + 1)]
+    base = 15 + WARMING_PER_YEAR * (start.year - 2000)
+    highs = [
+        round(base + 10 * math.sin(2 * math.pi * n / len(dates)), 3) for n in range(len(dates))
+    ]
+    return {
+        "latitude": float(params["latitude"]),
+        "longitude": float(params["longitude"]),
+        "timezone": "Europe/Berlin",
+        "daily_units": {
+            "time": "iso8601",
+            "temperature_2m_max": "°C",
+            "temperature_2m_min": "°C",
+            "precipitation_sum": "mm",
+        },
+        "daily": {
+            "time": [day.isoformat() for day in dates],
+            "temperature_2m_max": highs,
+            "temperature_2m_min": [round(high - 8, 3) for high in highs],
+            "precipitation_sum": [1.0] * len(dates),
+        },
+    }
+
+
+@pytest.fixture
+def archive_warming() -> float:
+    """How fast the stand-in archive's daily highs rise (°C a year)."""
+    return WARMING_PER_YEAR
 
 
 class RecordedTransport(httpx.AsyncBaseTransport):
@@ -105,6 +148,9 @@ class FakeProvider:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.archive_calls = 0
+        self.archive_delay = 0.0
+        """Seconds each archive (history) request takes: a slow upstream, made shorter."""
         self._not_slow = threading.Event()
         self.mode = "ok"
 
@@ -128,6 +174,9 @@ class FakeProvider:
             await asyncio.to_thread(self._not_slow.wait, 60)
         if self.mode == "garbage":
             return Response("<html>Gateway maintenance</html>", media_type="text/html")
+        if request.url.path.endswith("/archive"):
+            self.archive_calls += 1
+            await asyncio.sleep(self.archive_delay)
         status, body = answer(request.url.path, dict(request.query_params))
         return Response(body, status_code=status, media_type="application/json")
 

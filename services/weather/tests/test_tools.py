@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 
@@ -173,3 +175,36 @@ async def test_warm_calls_are_served_from_the_cache(client, transport):
     await ok(client, "get_forecast", location="Berlin")
     assert transport.calls["/v1/search"] == 1
     assert transport.calls["/v1/forecast"] == 2  # current and daily are different requests
+
+
+async def test_climate_history_summarises_each_year_and_the_trend(
+    client, transport, archive_warming
+):
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    result = await client.call_tool(
+        "get_climate_history", {"location": "Berlin", "years": 5}, progress_handler=on_progress
+    )
+    history = result.structured_content
+    years = [year["year"] for year in history["years"]]
+    assert years == list(range(years[0], years[0] + 5))
+    assert years[-1] < datetime.date.today().year
+    assert transport.calls["/v1/archive"] == 5  # one request per year
+    for year in history["years"]:
+        assert year["mean_temperature_max"] - year["mean_temperature_min"] == pytest.approx(8)
+        assert year["precipitation_total"] in (365, 366)
+    assert history["trend_per_decade"] == pytest.approx(archive_warming * 10, abs=1e-3)
+    assert history["units"] == {"temperature": "°C", "precipitation": "mm"}
+    # Progress: the start, then one line per year as it is known, in order.
+    assert [done for done, _, _ in progress] == [0, 1, 2, 3, 4, 5]
+    assert {total for _, total, _ in progress} == {5}
+    assert [message.split(":")[0] for _, _, message in progress[1:]] == [str(y) for y in years]
+
+
+@pytest.mark.parametrize("years", [0, 81])
+async def test_climate_history_refuses_a_span_outside_the_archive(client, years):
+    text = await failure(client, "get_climate_history", location="Berlin", years=years)
+    assert "years must be between 1 and 80" in text or "Input validation error" in text

@@ -79,3 +79,23 @@ class Forecast(BaseModel):
     timezone: str
     units: dict[str, str]
     days: list[DailyForecast]
+
+
+class ClimateYear(BaseModel):
+    year: int
+    mean_temperature_max: float = Field(description="Mean of the daily highs")
+    mean_temperature_min: float = Field(description="Mean of the daily lows")
+    precipitation_total: float
+    hottest_day: str
+    hottest_temperature: float
+    coldest_day: str
+    coldest_temperature: float
+
+
+class ClimateHistory(BaseModel):
+    location: ResolvedLocation
+    units: dict[str, str]
+    years: list[ClimateYear]
+    trend_per_decade: float | None = Field(
+        description="Least-squares change of the mean daily high per 10 years (None below 2 years)"
+    )

@@ -1,4 +1,4 @@
-"""Open-Meteo's geocoding and forecast APIs: request parameters in, pydantic models out.
+"""Open-Meteo's geocoding, forecast and historical (archive) APIs: request parameters in, pydantic models out.
 
 Any response that does not have the documented shape is reported as unreadable
 (ProviderError), never as a traceback.
@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from weather_service.client import Deadline, OpenMeteoClient, ProviderError
-from weather_service.models import DailyForecast, Place, Units
+from weather_service.models import ClimateYear, DailyForecast, Place, Units
 from weather_service.wmo import describe
 
 CURRENT_VARIABLES = (
@@ -173,3 +173,65 @@ async def fetch_daily(
         "wind_speed": str(daily_units.get("wind_speed_10m_max", "")),
     }
     return str(data.get("timezone") or "GMT"), units_out, forecast
+
+
+ARCHIVE_VARIABLES = ("temperature_2m_max", "temperature_2m_min", "precipitation_sum")
+
+
+async def fetch_year(
+    client: OpenMeteoClient,
+    latitude: float,
+    longitude: float,
+    year: int,
+    units: Units,
+    deadline: Deadline,
+) -> tuple[dict[str, str], ClimateYear]:
+    """(units, the year's summary) from one archive request for 1 January to 31 December."""
+    params = {
+        **_forecast_params(latitude, longitude, units),
+        "start_date": f"{year}-01-01",
+        "end_date": f"{year}-12-31",
+        "daily": ",".join(ARCHIVE_VARIABLES),
+    }
+    data = await client.get_json(
+        client.settings.archive_url,
+        params,
+        ttl=client.settings.archive_cache_seconds,
+        deadline=deadline,
+    )
+    daily, daily_units = data.get("daily"), data.get("daily_units")
+    if not isinstance(daily, dict) or not isinstance(daily_units, dict):
+        raise _unreadable("no 'daily' block")
+    dates = daily.get("time")
+    highs, lows, rain = (daily.get(name) for name in ARCHIVE_VARIABLES)
+    if not isinstance(dates, list) or any(
+        not isinstance(values, list) or len(values) != len(dates) for values in (highs, lows, rain)
+    ):
+        raise _unreadable("daily series are missing or of unequal length")
+    try:
+        days = [
+            (str(date), float(high), float(low), float(wet or 0))
+            for date, high, low, wet in zip(dates, highs, lows, rain, strict=True)
+            if high is not None and low is not None
+        ]
+    except (TypeError, ValueError):
+        raise _unreadable("a daily value is not a number") from None
+    if not days:
+        raise ProviderError(f"the weather provider has no data for {year} at this place")
+    hottest = max(days, key=lambda day: day[1])
+    coldest = min(days, key=lambda day: day[2])
+    summary = ClimateYear(
+        year=year,
+        mean_temperature_max=round(sum(day[1] for day in days) / len(days), 2),
+        mean_temperature_min=round(sum(day[2] for day in days) / len(days), 2),
+        precipitation_total=round(sum(day[3] for day in days), 1),
+        hottest_day=hottest[0],
+        hottest_temperature=hottest[1],
+        coldest_day=coldest[0],
+        coldest_temperature=coldest[2],
+    )
+    units_out = {
+        "temperature": str(daily_units.get("temperature_2m_max", "")),
+        "precipitation": str(daily_units.get("precipitation_sum", "")),
+    }
+    return units_out, summary
