@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
             extra["scale"] = measure_scale(root, work, log)
         extra["cost"] = _cost(ours, first_calls, log)
+        from fleet.bench.streaming import measure_streaming
+
+        extra["streaming"] = measure_streaming(root, log)
         importtime = runner.importtime_top(
             artifacts["math artifact"], str(work / "bare-venv" / "bin" / "python")
         )

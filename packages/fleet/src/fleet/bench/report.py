@@ -154,6 +154,7 @@ def render(
         ]
     lines += _scale(extra.get("scale") or [], sizes)
     lines += extra.get("cost") or []
+    lines += extra.get("streaming") or []
     lines += [
         "",
         "## Targets",
