@@ -235,18 +235,22 @@ MODES = {
 }
 
 
-def mode_outputs(transfer_mode: str) -> dict[str, str]:
-    """infra/response-mode.yaml's outputs for one choice, conditions evaluated."""
+def mode_outputs(transfer_mode: str, **parameters: str) -> dict[str, str]:
+    """infra/response-mode.yaml's outputs for one choice, conditions and Refs evaluated."""
     mode = load_template(ROOT / "infra" / "response-mode.yaml")
     [(name, condition)] = mode["Conditions"].items()
     left, right = condition["Fn::Equals"]
     assert left == {"Ref": "ResponseTransferMode"}
     holds = transfer_mode == right
+
+    def value(node: Any) -> Any:
+        return parameters[node["Ref"]] if isinstance(node, dict) else node
+
     outputs = {}
     for output, spec in mode["Outputs"].items():
         when, then, otherwise = spec["Value"]["Fn::If"]
         assert when == name
-        outputs[output] = then if holds else otherwise
+        outputs[output] = value(then if holds else otherwise)
     return outputs
 
 
@@ -257,8 +261,8 @@ def test_a_service_chooses_buffered_or_streamed_answers_in_its_own_stack(
     from mcp_common.settings import HttpSettings
 
     resources = service_cfn["Resources"]
-    assert resources["Mode"]["Properties"]["Parameters"] == {
-        "ResponseTransferMode": {"Fn::GetAtt": ["Own", "Outputs.ResponseTransferMode"]}
+    assert resources["Mode"]["Properties"]["Parameters"]["ResponseTransferMode"] == {
+        "Fn::GetAtt": ["Own", "Outputs.ResponseTransferMode"]
     }
     env = resources["Function"]["Properties"]["Environment"]["Variables"]
     assert env["AWS_LWA_INVOKE_MODE"] == {"Fn::GetAtt": ["Mode", "Outputs.AdapterInvokeMode"]}
@@ -270,7 +274,7 @@ def test_a_service_chooses_buffered_or_streamed_answers_in_its_own_stack(
     assert outputs["IntegrationTimeoutMs"]["Value"] == {"Fn::Sub": "${Own.Outputs.Timeout}000"}
 
     adapter_mode, lambda_api = MODES[transfer_mode]
-    values = mode_outputs(transfer_mode)
+    values = mode_outputs(transfer_mode, AlarmP99DurationMs="5000", ToolTimeoutMs="300000")
     assert values["AdapterInvokeMode"] == adapter_mode == ADAPTER_MODES[transfer_mode]  # fleet dev
     # The app reads the adapter's variable too, so the two cannot disagree.
     settings = HttpSettings.model_validate({"AWS_LWA_INVOKE_MODE": adapter_mode})
@@ -282,6 +286,15 @@ def test_a_service_chooses_buffered_or_streamed_answers_in_its_own_stack(
         "${Action}", values["LambdaApiAction"]
     )
     assert uri.endswith(lambda_api.format(alias="${Alias}"))
+    # Long calls are a streaming service's point: its p99 alarm fires when calls hit the
+    # deadline, not at the fleet's threshold for buffered services.
+    latency = resources["LatencyAlarm"]["Properties"]["Threshold"]
+    assert latency == {"Fn::GetAtt": ["Mode", "Outputs.LatencyAlarmThresholdMs"]}
+    assert resources["Mode"]["Properties"]["Parameters"]["ToolTimeoutMs"] == {
+        "Fn::Sub": "${Own.Outputs.ToolTimeout}000"
+    }
+    expected = "300000" if transfer_mode == "STREAM" else "5000"
+    assert values["LatencyAlarmThresholdMs"] == expected
 
 
 def test_the_log_group_has_retention_and_the_function_writes_to_it(service_cfn):

@@ -359,8 +359,9 @@ def _timeout_faults(outputs: dict[str, Any], where: str) -> list[str]:
     timeout, tool = _number(outputs, "Timeout"), _number(outputs, "ToolTimeout")
     if timeout is None or tool is None:
         return [f"{where}: Timeout and ToolTimeout must be numbers of seconds"]
-    if timeout != int(timeout) or timeout < 1:
-        return [f"{where}: Timeout {timeout:g} must be a whole number of seconds"]
+    for name, value in (("Timeout", timeout), ("ToolTimeout", tool)):
+        if value != int(value) or value < 1:  # infra/service.yaml appends "000" for ms
+            return [f"{where}: {name} {value:g} must be a whole number of seconds"]
     limit = API_GATEWAY_TIMEOUT_SECONDS if mode == "BUFFERED" else STREAMING_TIMEOUT_SECONDS
     faults = []
     if timeout > limit:

@@ -17,7 +17,9 @@ What this module adds around the library, and only for streaming services:
   cancels it too, but only for the principal that made the call: request ids are the
   client's to choose, so nobody can cancel another principal's work by guessing one.
   Either way the tool's task is cancelled at its next `await` and its cleanup runs; the
-  request line logs `outcome: cancelled`.
+  request line logs `outcome: cancelled`. On Lambda neither arrives (Lambda does not pass a
+  client's disconnect to a streaming invocation, and each instance serves one request, so a
+  cancellation POST reaches another one): there the deadline bounds the call.
 - **One JSON answer for clients that accept only JSON** (`JsonAnswersMiddleware`): the
   library would refuse them (406) in SSE mode.
 """
