@@ -193,11 +193,14 @@ HOSTILE_BODIES = {
 }
 
 
-@pytest.fixture(scope="module")
-def roomy_url(sample_spec) -> Iterator[str]:
-    """The sample service with a body limit large enough for the hostile bodies."""
-    app = create_app(sample_spec, app_settings(MCP_AUTH="none", MCP_MAX_BODY_BYTES="400000"))
-    with serve(app) as base:
+@pytest.fixture(scope="module", params=["buffered", "response_stream"])
+def roomy_url(sample_spec, request) -> Iterator[str]:
+    """The sample service with a body limit large enough for the hostile bodies, buffered
+    and streaming (hostile input gets the same answers from both)."""
+    settings = app_settings(
+        MCP_AUTH="none", MCP_MAX_BODY_BYTES="400000", AWS_LWA_INVOKE_MODE=request.param
+    )
+    with serve(create_app(sample_spec, settings)) as base:
         yield base
 
 
