@@ -133,13 +133,31 @@ async def test_the_official_sdk_client_gets_progress_in_both_revisions(base):
         assert seen == [1, 2, 3], mode
 
 
-def test_a_quick_silent_call_is_still_one_json_body(base):
-    """The warm path of short tools does not change on a streaming service."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "quick"}}
-    headers = {**MCP_HEADERS, "x-api-key": KEYS["alice"], "mcp-protocol-version": "2025-06-18"}
+MODERN = "2026-07-28"
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+@pytest.mark.parametrize(
+    ("version", "content_type"),
+    [(MODERN, "application/json"), ("2025-06-18", "text/event-stream")],
+)
+def test_what_a_quick_silent_call_gets_at_each_revision(base, version, content_type):
+    """At 2026-07-28 a quick call is still one JSON body (the library commits to SSE only for
+    progress or after 15 s); the handshake-era revisions get a short SSE stream."""
+    params: dict[str, Any] = {"name": "quick", "arguments": {}}
+    headers = {**MCP_HEADERS, "x-api-key": KEYS["alice"], "mcp-protocol-version": version}
+    if version == MODERN:
+        params["_meta"] = MODERN_META
+        headers |= {"mcp-method": "tools/call", "mcp-name": "quick"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
     response = loopback_http().post(f"{base}/streamer/mcp", json=body, headers=headers)
     assert response.status_code == 200
-    assert "quick" in response.text
+    assert response.headers["content-type"].startswith(content_type)
+    assert '"text":"quick"' in response.text
 
 
 def test_a_json_only_client_gets_one_json_answer_without_progress(base):
@@ -164,6 +182,39 @@ def test_a_json_only_client_gets_one_json_answer_without_progress(base):
     assert response.headers["content-type"] == "application/json"
     assert response.json()["id"] == "j"
     assert response.json()["result"]["structuredContent"] == {"result": "counted 3"}
+
+
+def test_a_json_only_client_is_kept_alive_with_white_space(base, monkeypatch):
+    """A JSON-only client of a long call gets the headers at once and a space for each
+    keep-alive comment, so no idle timeout cuts it; the body still parses as JSON."""
+    from mcp.server import _streamable_http_modern
+
+    monkeypatch.setattr(_streamable_http_modern, "_SSE_PING_INTERVAL", 0.2)
+    params = {
+        "name": "count",
+        "arguments": {"label": "json-alive", "steps": 1, "delay": 1.0},
+        "_meta": MODERN_META,
+    }
+    headers = {
+        **MCP_HEADERS,
+        "accept": "application/json",
+        "x-api-key": KEYS["alice"],
+        "mcp-protocol-version": MODERN,
+        "mcp-method": "tools/call",
+        "mcp-name": "count",
+    }
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream("POST", f"{base}/streamer/mcp", json=body, headers=headers) as response,
+    ):
+        chunks = [(time.monotonic(), chunk) for chunk in response.iter_bytes() if chunk]
+        content_type = response.headers["content-type"]
+    assert content_type == "application/json"
+    text = b"".join(chunk for _, chunk in chunks)
+    assert text.startswith(b" ")  # at least one keep-alive before the answer
+    assert json.loads(text)["result"]["structuredContent"] == {"result": "counted 1"}
+    assert chunks[-1][0] - chunks[0][0] > 0.5  # the spaces came while the tool ran
 
 
 def test_auth_answers_before_anything_streams(base):
@@ -224,6 +275,46 @@ async def test_closing_the_stream_cancels_the_tool(base, tools, log_lines):
     await wait_until(lambda: any(r.get("tool") == "count" for r in log_lines.requests()))
     [line] = [r for r in log_lines.requests() if r.get("tool") == "count"]
     assert (line["outcome"], line["error"]) == ("cancelled", "client disconnected")
+
+
+LEGACY = {**MCP_HEADERS, "mcp-protocol-version": "2025-06-18", "x-api-key": KEYS["alice"]}
+
+
+def legacy_call(label: str, steps: int, delay: float) -> dict[str, Any]:
+    arguments = {"label": label, "steps": steps, "delay": delay}
+    params = {"name": "count", "arguments": arguments, "_meta": {"progressToken": "p"}}
+    return {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}
+
+
+async def test_a_handshake_era_client_that_leaves_cancels_the_tool(base, tools, log_lines):
+    """At 2025-* the answer is SSE from the first byte; closing it stops the tool too, and the
+    request line says so (not `ok`)."""
+    module, _ = tools
+    async with (
+        httpx.AsyncClient(timeout=10) as http,
+        http.stream(
+            "POST", f"{base}/streamer/mcp", json=legacy_call("left", 100, 0.05), headers=LEGACY
+        ) as stream,
+    ):
+        async for line in stream.aiter_lines():
+            if "notifications/progress" in line:
+                break  # leaving the block closes the connection mid-stream
+    await wait_until(lambda: module.CLEANED.get("left") == 1, within=1.0)
+    await wait_until(lambda: any(r.get("tool") == "count" for r in log_lines.requests()))
+    [line] = [r for r in log_lines.requests() if r.get("tool") == "count"]
+    assert line["outcome"] == "cancelled"
+
+
+def test_a_handshake_era_call_past_its_deadline_ends_its_stream_with_a_tool_error(base):
+    started = time.monotonic()
+    with httpx.Client(timeout=10) as http:
+        response = http.post(
+            f"{base}/streamer/mcp", json=legacy_call("old-deadline", 100, 0.1), headers=LEGACY
+        )
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert "notifications/progress" in response.text
+    assert f"did not finish within {DEADLINE:g} s" in response.text
+    assert time.monotonic() - started < DEADLINE + 1
 
 
 async def cancel_after_first_progress(base: str, label: str, canceller: str) -> int:

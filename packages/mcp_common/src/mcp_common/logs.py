@@ -461,15 +461,21 @@ class RequestLogASGIMiddleware:
             http_method=scope.get("method", "POST"),
         )
         status: int | None = None
-        last_chunk = b""  # an SSE answer ends with its result, then maybe an empty chunk
+        # An SSE answer ends with its result, then maybe keep-alive comments or an empty chunk.
+        last_chunk = b""
+        completed = ended_early = False
 
         async def send_and_log(message: Message) -> None:
-            nonlocal status, last_chunk
+            nonlocal status, last_chunk, completed
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body":
-                last_chunk = message.get("body") or last_chunk
+                body = message.get("body", b"")
+                stripped = body.strip()
+                if stripped and not stripped.startswith(b":"):
+                    last_chunk = body
                 if not message.get("more_body"):
+                    completed = True
                     # Before the last byte leaves, so the line precedes the client's next step.
                     classify_response(record, status, last_chunk)
                     emit_request_line(record, status, self.metrics)
@@ -478,7 +484,11 @@ class RequestLogASGIMiddleware:
         token = current_request.set(record)
         try:
             await self.app(scope, receive, send_and_log)
+            ended_early = status is not None and not completed
         finally:
             current_request.reset(token)
+            if ended_early and record.outcome is None:
+                # A stream that ended before its last byte: its client went away mid-answer.
+                record.outcome, record.error = "cancelled", record.error or "client disconnected"
             classify_response(record, status, b"")
             emit_request_line(record, status, self.metrics)

@@ -1,10 +1,10 @@
 """Streamed answers: what a service whose own stack says `ResponseTransferMode: STREAM` adds.
 
 Such a service runs the MCP library in SSE mode (`json_response=False`), so a `tools/call`
-that reports progress, or runs longer than the library's 15 s window, is answered with an
-SSE stream: `notifications/progress` as they happen, keep-alive comments every 15 s (the
-library's), then the result. A call that finishes quickly and silently is still one JSON
-body, so short tools cost what they cost on a buffered service.
+is answered with an SSE stream: `notifications/progress` as they happen, keep-alive comments
+every 15 s (the library's), then the result. At protocol 2026-07-28 the library commits to
+SSE only once a call reports progress or runs 15 s, so a quick silent call is still one JSON
+body; the handshake-era revisions (2025-*) get every answer as a short SSE stream.
 
 What this module adds around the library, and only for streaming services:
 
@@ -118,8 +118,11 @@ class StreamedCallMiddleware(Middleware):
     ) -> ToolResult:
         call = _current_call.get()
         task = asyncio.ensure_future(call_next(context))
+        task.add_done_callback(_collect)
         if call is not None:
             call.task = task
+            if call.cancelled_by_client:  # the cancellation arrived before the tool started
+                task.cancel()
         record = current_request.get()
         try:
             done, _ = await asyncio.wait({task}, timeout=self.tool_timeout_seconds)
@@ -144,12 +147,21 @@ class StreamedCallMiddleware(Middleware):
         return task.result()
 
 
+def _collect(task: asyncio.Task[Any]) -> None:
+    """Retrieve the outcome of a tool task nobody awaits any more (stopped at its deadline,
+    or after its client left), so its late exception is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 class JsonAnswersMiddleware:
     """Give a client that accepts only `application/json` one JSON answer from an SSE service.
 
-    The request reaches the library as if it accepted both; an SSE answer is collected and
-    the JSON-RPC response it ends with is sent as one JSON body (its progress notifications
-    are dropped: the client did not ask for them). A JSON answer passes through untouched.
+    The request reaches the library as if it accepted both. An SSE answer becomes one JSON
+    body: its headers go out at once, each keep-alive comment becomes a space (JSON allows
+    white space before a value, and API Gateway closes a connection idle for 5 minutes), and
+    the JSON-RPC response the stream ends with is the body; progress notifications are
+    dropped, since the client did not ask for them. A JSON answer passes through untouched.
     """
 
     def __init__(self, app: ASGIApp, mcp_path: str) -> None:
@@ -166,35 +178,33 @@ class JsonAnswersMiddleware:
             return
         headers = [(k, v) for k, v in scope["headers"] if k != b"accept"]
         scope = dict(scope, headers=[*headers, (b"accept", BOTH_ACCEPTED)])
-        start: Message | None = None
+        streamed = False
         events: list[bytes] = []
 
         async def collapse(message: Message) -> None:
-            nonlocal start
+            nonlocal streamed
             if message["type"] == "http.response.start":
                 content_type = dict(message.get("headers", [])).get(b"content-type", b"")
-                if not content_type.startswith(b"text/event-stream"):
-                    await send(message)
-                    return
-                start = message
-                return
-            if start is None:
-                await send(message)
-                return
-            events.append(message.get("body", b""))
-            if not message.get("more_body"):
-                body = _last_response(b"".join(events))
-                await send(
-                    {
+                streamed = content_type.startswith(b"text/event-stream")
+                if streamed:
+                    message = {
                         "type": "http.response.start",
                         "status": 200,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
+                        "headers": [(b"content-type", b"application/json")],
                     }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await send(message)
+                return
+            if not streamed:
+                await send(message)
+                return
+            chunk = message.get("body", b"")
+            if message.get("more_body"):
+                events.append(chunk)
+                if chunk.lstrip().startswith(b":"):  # a keep-alive comment
+                    await send({"type": "http.response.body", "body": b" ", "more_body": True})
+                return
+            events.append(chunk)
+            await send({"type": "http.response.body", "body": _last_response(b"".join(events))})
 
         await self.app(scope, receive, collapse)
 
