@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from fleet.template import lambda_environment
 from fleet.workspace import ServiceDir
 from mcp_common.app import AppSettings, create_app
 from mcp_common.hardening import HostOriginGuardMiddleware
+from mcp_common.settings import HttpSettings
 
 WELL_KNOWN = ".well-known"
 RELOAD_POLL_SECONDS = 0.3
@@ -89,22 +89,19 @@ def build_service_app(folder: ServiceDir, settings: AppSettings) -> Starlette | 
 
 
 def as_deployed(folder: ServiceDir, settings: AppSettings) -> AppSettings:
-    """`settings` with what the service's own stack sets (unless the environment does)."""
-    own = lambda_environment(folder.path)
-    fields = {
-        "MCP_TOOL_TIMEOUT_SECONDS": "tool_timeout_seconds",
-        "AWS_LWA_INVOKE_MODE": "invoke_mode",
+    """`settings` with what the service's own stack sets (unless the environment does),
+    validated as the service would read it from its environment."""
+    own = {
+        variable: value
+        for variable, value in lambda_environment(folder.path).items()
+        if variable not in os.environ
     }
-    update: dict[str, Any] = {
-        field_name: own[variable]
-        for variable, field_name in fields.items()
-        if variable in own and variable not in os.environ
-    }
-    if "tool_timeout_seconds" in update:
-        update["tool_timeout_seconds"] = float(update["tool_timeout_seconds"])
-    if not update:
+    if not own:
         return settings
-    return dataclasses.replace(settings, http=settings.http.model_copy(update=update))
+    fields = {spec.validation_alias: name for name, spec in HttpSettings.model_fields.items()}
+    validated = HttpSettings.model_validate(own)
+    update = {fields[variable]: getattr(validated, fields[variable]) for variable in own}
+    return replace(settings, http=settings.http.model_copy(update=update))
 
 
 class FleetApp:

@@ -6,7 +6,7 @@ Any response that does not have the documented shape is reported as unreadable
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -75,20 +75,43 @@ def _forecast_params(
     return params
 
 
-async def _forecast_block(
-    client: OpenMeteoClient, params: dict[str, str | int | float], block: str, deadline: Deadline
+async def _block(
+    client: OpenMeteoClient,
+    url: str,
+    ttl: float,
+    params: dict[str, str | int | float],
+    block: str,
+    deadline: Deadline,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(whole answer, `block`, `block`_units) of a forecast request, or ProviderError."""
-    data = await client.get_json(
-        client.settings.forecast_url,
-        params,
-        ttl=client.settings.forecast_cache_seconds,
-        deadline=deadline,
-    )
+    """(whole answer, `block`, `block`_units) of a forecast or archive request, or
+    ProviderError."""
+    data = await client.get_json(url, params, ttl=ttl, deadline=deadline)
     values, units = data.get(block), data.get(f"{block}_units")
     if not isinstance(values, dict) or not isinstance(units, dict):
         raise _unreadable(f"no '{block}' block")
     return data, values, units
+
+
+async def _forecast_block(
+    client: OpenMeteoClient, params: dict[str, str | int | float], block: str, deadline: Deadline
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    settings = client.settings
+    return await _block(
+        client, settings.forecast_url, settings.forecast_cache_seconds, params, block, deadline
+    )
+
+
+def _daily_series(
+    daily: dict[str, Any], names: tuple[str, ...]
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """(dates, each named daily series), all of one length, or ProviderError."""
+    dates = daily.get("time")
+    series = {name: daily.get(name) for name in names}
+    if not isinstance(dates, list) or any(
+        not isinstance(values, list) or len(values) != len(dates) for values in series.values()
+    ):
+        raise _unreadable("daily series are missing or of unequal length")
+    return dates, cast("dict[str, list[Any]]", series)  # each checked to be a list above
 
 
 async def fetch_current(
@@ -144,12 +167,7 @@ async def fetch_daily(
         "forecast_days": days,
     }
     data, daily, daily_units = await _forecast_block(client, params, "daily", deadline)
-    dates = daily.get("time")
-    series = {name: daily.get(name) for name in DAILY_VARIABLES}
-    if not isinstance(dates, list) or any(
-        not isinstance(values, list) or len(values) != len(dates) for values in series.values()
-    ):
-        raise _unreadable("daily series are missing or of unequal length")
+    dates, series = _daily_series(daily, DAILY_VARIABLES)
     try:
         forecast = [
             DailyForecast(
@@ -193,21 +211,12 @@ async def fetch_year(
         "end_date": f"{year}-12-31",
         "daily": ",".join(ARCHIVE_VARIABLES),
     }
-    data = await client.get_json(
-        client.settings.archive_url,
-        params,
-        ttl=client.settings.archive_cache_seconds,
-        deadline=deadline,
+    settings = client.settings
+    _, daily, daily_units = await _block(
+        client, settings.archive_url, settings.archive_cache_seconds, params, "daily", deadline
     )
-    daily, daily_units = data.get("daily"), data.get("daily_units")
-    if not isinstance(daily, dict) or not isinstance(daily_units, dict):
-        raise _unreadable("no 'daily' block")
-    dates = daily.get("time")
-    highs, lows, rain = (daily.get(name) for name in ARCHIVE_VARIABLES)
-    if not isinstance(dates, list) or any(
-        not isinstance(values, list) or len(values) != len(dates) for values in (highs, lows, rain)
-    ):
-        raise _unreadable("daily series are missing or of unequal length")
+    dates, series = _daily_series(daily, ARCHIVE_VARIABLES)
+    highs, lows, rain = (series[name] for name in ARCHIVE_VARIABLES)
     try:
         days = [
             (str(date), float(high), float(low), float(wet or 0))
