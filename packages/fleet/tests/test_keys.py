@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from fleet.cli import main
-from fleet.testing import fake_aws
+from fleet.testing import deployed_stack, fake_aws
 from mcp_common.apikeys import hash_key, parse_records
 
 KEY = re.compile(r"^\s+(mcpk_[A-Za-z0-9_-]{40,})$", re.MULTILINE)
@@ -228,18 +228,7 @@ def test_put_list_and_revoke_are_symmetric_over_the_service_prefix(aws, records_
 def test_put_to_a_stack_writes_where_its_services_read(aws, records_file, capsys):
     """`--stack` reads the stack's ApiKeysParameterPrefix output (/mcp-fleet/<stack>/api-keys
     by default, so staging and prod never share keys)."""
-    template = {
-        "Resources": {
-            "Marker": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {"Name": "/marker", "Type": "String", "Value": "x"},
-            }
-        },
-        "Outputs": {"ApiKeysParameterPrefix": {"Value": "/mcp-fleet/staging/api-keys"}},
-    }
-    boto3.client("cloudformation").create_stack(
-        StackName="staging", TemplateBody=json.dumps(template)
-    )
+    deployed_stack("staging", {"ApiKeysParameterPrefix": "/mcp-fleet/staging/api-keys"})
     create(records_file, capsys, "svc", "math")
     assert main(["keys", "put", "--file", records_file, "--stack", "staging"]) == 0
     parameter = boto3.client("ssm").get_parameter(

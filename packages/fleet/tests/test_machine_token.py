@@ -8,7 +8,6 @@ loopback that checks the client's credentials as Cognito's does.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 
 import boto3
@@ -19,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from fleet.cli import main
-from fleet.testing import fake_aws, serve
+from fleet.testing import deployed_stack, fake_aws, serve
 
 TOKEN = "eyJraWQiOiJtYWNoaW5lIn0.stand-in.token"
 
@@ -61,18 +60,7 @@ def stack() -> Iterator[TokenEndpoint]:
                 "CognitoTokenUrl": f"{base}/oauth2/token",
                 "CognitoResourceServer": "mcp-fleet",
             }
-            template = {
-                "Resources": {
-                    "Marker": {
-                        "Type": "AWS::SSM::Parameter",
-                        "Properties": {"Name": "/marker", "Type": "String", "Value": "x"},
-                    }
-                },
-                "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-            }
-            boto3.client("cloudformation").create_stack(
-                StackName="mcp-fleet", TemplateBody=json.dumps(template)
-            )
+            deployed_stack("mcp-fleet", outputs)
             yield endpoint
 
 
@@ -96,17 +84,6 @@ def test_without_a_service_the_token_carries_every_scope(stack, capsys):
 
 def test_a_stack_without_cognito_is_a_clear_error(capsys):
     with fake_aws("eu-west-1"):
-        template = {
-            "Resources": {
-                "Marker": {
-                    "Type": "AWS::SSM::Parameter",
-                    "Properties": {"Name": "/m", "Type": "String", "Value": "x"},
-                }
-            },
-            "Outputs": {"ServiceNames": {"Value": "math"}},
-        }
-        boto3.client("cloudformation").create_stack(
-            StackName="plain", TemplateBody=json.dumps(template)
-        )
+        deployed_stack("plain", {"ServiceNames": "math"})
         assert main(["token", "--stack", "plain"]) == 1
     assert "deploy it with EnableCognito=true" in capsys.readouterr().err

@@ -5,36 +5,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
 from fleet.cli import main
-from fleet.testing import fake_aws
+from fleet.testing import deployed_stack, fake_aws
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 DASHBOARD = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/mcp-fleet-mcp-fleet"
-STACK_TEMPLATE = {
-    "Resources": {
-        "Marker": {
-            "Type": "AWS::SSM::Parameter",
-            "Properties": {"Name": "/marker", "Type": "String", "Value": "x"},
-        }
-    },
-    "Outputs": {
-        "ApiId": {"Value": "abc123"},
-        "ApiBaseUrl": {"Value": API},
-        "ServiceNames": {"Value": "weather,math"},
-        "DashboardUrl": {"Value": DASHBOARD},
-    },
+OUTPUTS = {
+    "ApiId": "abc123",
+    "ApiBaseUrl": API,
+    "ServiceNames": "weather,math",
+    "DashboardUrl": DASHBOARD,
 }
 
 
 @pytest.fixture
 def stack() -> Iterator[str]:
     with fake_aws("eu-west-1"):
-        boto3.client("cloudformation").create_stack(
-            StackName="mcp-fleet", TemplateBody=json.dumps(STACK_TEMPLATE)
-        )
+        deployed_stack("mcp-fleet", OUTPUTS)
         yield "mcp-fleet"
 
 
@@ -137,11 +126,7 @@ def test_stack_region_and_profile_come_from_samconfig_as_sam_reads_them(
     monkeypatch.delenv("AWS_REGION", raising=False)
     with fake_aws("eu-west-1"):
         for name in ("mcp-fleet", "fleet-staging"):
-            template = json.loads(json.dumps(STACK_TEMPLATE))
-            template["Resources"]["Marker"]["Properties"]["Name"] = f"/marker/{name}"
-            boto3.client("cloudformation").create_stack(
-                StackName=name, TemplateBody=json.dumps(template)
-            )
+            deployed_stack(name, OUTPUTS)
         assert main(["urls"]) == 0
         assert main(["urls", "--config-env", "staging", "--region", "us-east-1"]) == 1
         assert "fleet-staging" in capsys.readouterr().err  # the flag wins over samconfig

@@ -229,6 +229,19 @@ def fake_aws(region: str = "us-east-1") -> Iterator[None]:
                 os.environ[name] = value
 
 
+def deployed_stack(name: str, outputs: Mapping[str, str]) -> None:
+    """A stack with these outputs in moto's CloudFormation (inside `fake_aws`): what fleet's
+    AWS commands read. Its one resource is a marker parameter named after it."""
+    import boto3
+
+    marker = {"Type": "String", "Value": "x", "Name": f"/marker/{name}"}
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SSM::Parameter", "Properties": marker}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
