@@ -6,10 +6,10 @@ readiness again. Here: the same requests, in the same order, with key records in
 SSM server on loopback.
 
 "The first call is fast" is checked through its cause, without timing a single request
-on a shared machine: the twin runs with PYTHONPROFILEIMPORTTIME, and what the first
-tools/call after readiness (and after the hooks) spends importing modules stays within
-the 5 ms allowance of the goal (≤ 3 x a warm call + 5 ms). Unprimed, that first call
-imports some 430 modules (about 300 ms). The latency figures themselves come from
+on a shared machine: the twin runs with PYTHONPROFILEIMPORTTIME, and the first tools/call
+after readiness (and after the hooks) imports no module at all. A count, not a sum of
+microseconds: one lazy import measured 0.3 ms here and 38 ms on a loaded CI machine.
+Unprimed, that first call imports some 430 modules (about 300 ms). The latency figures themselves come from
 `fleet bench` (ready → first call, plain and after the hooks).
 """
 
@@ -68,9 +68,9 @@ def imports_logged(output: str) -> list[tuple[str, int]]:
     return [(module, int(micros)) for micros, module in found]
 
 
-def import_ms_since(before: list, output: str) -> float:
-    """Milliseconds spent importing since `before` was read (nested imports counted once)."""
-    return sum(micros for _, micros in imports_logged(output)[len(before) :]) / 1000
+def imported_since(before: list, output: str) -> list[str]:
+    """The modules imported since `before` was read."""
+    return [module for module, _ in imports_logged(output)[len(before) :]]
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_the_first_call_after_readiness_imports_nothing(twin):
     before = imports_logged(twin.output())
     _, response = call(twin.base, KEYS["alice"])
     assert response.json()["result"]["structuredContent"] == {"result": 42}
-    assert import_ms_since(before, twin.output()) < 5
+    assert imported_since(before, twin.output()) == []
 
 
 def test_snapstart_hooks_then_a_revoked_key_is_refused(twin, ssm):
@@ -143,7 +143,7 @@ def test_snapstart_hooks_then_a_revoked_key_is_refused(twin, ssm):
     imports = imports_logged(twin.output())
     _, first = call(twin.base, KEYS["alice"])
     assert first.status_code == 200
-    assert import_ms_since(imports, twin.output()) < 5  # primed before the snapshot
+    assert imported_since(imports, twin.output()) == []  # primed before the snapshot
     assert call(twin.base, KEYS["bob"])[1].status_code == 401  # revoked, TTL not expired
 
     lines = [json.loads(line) for line in twin.output().splitlines() if line.startswith("{")]

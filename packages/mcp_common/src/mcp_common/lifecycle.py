@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import inspect
 import json
 import logging
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 PRIME_ARGUMENT: Final = "__mcp_common_prime__"
 LOOPBACK_CLIENTS: Final = frozenset({"127.0.0.1", "::1"})
 HANDSHAKE_VERSION, MODERN_VERSION = "2025-11-25", "2026-07-28"
+# Imported lazily by fastmcp only once a tool has returned (its result is checked for
+# app payloads). Priming refuses its call before any tool runs, so it imports them itself.
+SUCCESS_PATH_MODULES: Final = ("fastmcp.server.providers.prefab_payload",)
 
 
 def primable_tool(tools: list[Any]) -> str | None:
@@ -109,6 +113,8 @@ async def prime(app: ASGIApp, spec: ServiceSpec, tool: str | None) -> float:
     quiet = internal_request.set(True)
     try:
         await _prime_each_era(app, spec, tool)
+        for module in SUCCESS_PATH_MODULES:
+            importlib.import_module(module)
     finally:
         internal_request.reset(quiet)
     return time.perf_counter() - started
