@@ -94,10 +94,33 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: one worker more than there are cores. A good part of the suite waits on
-    servers it started (readiness, hung and dripping dependencies, deadlines), and the
-    extra worker runs tests in those gaps."""
-    return (os.cpu_count() or 1) + 1
+    """`-n auto`: one worker more than there are usable cores. A good part of the suite
+    waits on servers it started (readiness, hung and dripping dependencies, deadlines), and
+    the extra worker runs tests in those gaps."""
+    return usable_cores() + 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup CPU quota.
+
+    `os.cpu_count()` counts the host's cores; in a container limited to two of them, a
+    worker per host core would make every timed test race a dozen others for two cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    cores = cores or os.cpu_count() or 1
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu.max", None),  # cgroup v2: "<quota> <period>" or "max <period>"
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            fields = Path(quota_file).read_text().split()
+            if period_file is not None:
+                fields.append(Path(period_file).read_text().strip())
+            quota, period = int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue  # no such file, or "max": no quota
+        if quota > 0 and period > 0:
+            return max(1, min(cores, -(-quota // period)))
+    return cores
 
 
 SHARED_BUILDS = ("host_twins", "lambda_build")

@@ -26,6 +26,8 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
             "--no-dev-env",
             "--no-sizes",
             "--no-scale",
+            "--long-tool-years",
+            "5",
             "--out",
             str(out),
         ]
@@ -37,6 +39,7 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
         "## First call after readiness",
         "## Targets",
         "## Slowest imports",
+        "## Long-running tool (streaming)",
     ):
         assert section in report
     assert "## Warm path" not in report  # --no-warm
@@ -50,5 +53,6 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
     ):
         assert f"| {variant} |" in report
     assert "| math (dev env) |" not in report  # --no-dev-env
+    assert "`get_climate_history` for 5 years" in report
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "[bench] wrote" in capsys.readouterr().out

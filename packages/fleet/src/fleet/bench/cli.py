@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         extra["cost"] = _cost(ours, first_calls, log)
         from fleet.bench.streaming import measure_streaming
 
-        extra["streaming"] = measure_streaming(root, log)
+        extra["streaming"] = measure_streaming(root, log, args.long_tool_years)
         importtime = runner.importtime_top(
             artifacts["math artifact"], str(work / "bare-venv" / "bin" / "python")
         )
@@ -101,6 +101,12 @@ def add_parser(commands: Any) -> None:
     bench.add_argument(
         "--artifact",
         help="a math host twin already built (`fleet build math --platform host --out DIR`)",
+    )
+    bench.add_argument(
+        "--long-tool-years",
+        type=int,
+        default=20,
+        help="years of history the long tool is asked for, 4 or more (default 20)",
     )
     bench.add_argument("--no-warm", action="store_true", help="skip the warm-path measurements")
     bench.add_argument(

@@ -24,7 +24,6 @@ from starlette.routing import Route
 from fleet.template import lambda_environment
 from fleet.testing import dev_env, serve, start_service
 
-YEARS = 20
 UPSTREAM_DELAY = 0.2  # seconds per archive request
 
 
@@ -79,7 +78,7 @@ class StandInProvider:
         )
 
 
-async def _timeline(url: str, provider: StandInProvider, log_lines: Any) -> Timeline:
+async def _timeline(url: str, years: int, provider: StandInProvider, log_lines: Any) -> Timeline:
     from fastmcp import Client
 
     arrivals: list[float] = []
@@ -90,7 +89,7 @@ async def _timeline(url: str, provider: StandInProvider, log_lines: Any) -> Time
         if len(arrivals) >= 4:
             enough.set()
 
-    arguments = {"location": "Berlin", "years": YEARS}
+    arguments = {"location": "Berlin", "years": years}
     async with Client(url) as client:
         started = time.monotonic()
         await client.call_tool("get_climate_history", arguments, progress_handler=on_progress)
@@ -114,8 +113,9 @@ async def _timeline(url: str, provider: StandInProvider, log_lines: Any) -> Time
     return Timeline(first_ms, count, result_ms, (written - cancelled_wall) * 1000, len(after))
 
 
-def measure_streaming(root: Path, log: Any) -> list[str]:
-    """The report's section on the long tool."""
+def measure_streaming(root: Path, log: Any, years: int) -> list[str]:
+    """The report's section on the long tool, asked for `years` of history (at least 4:
+    the cancelled call is cancelled after its fourth progress notification)."""
     weather = root / "services" / "weather"
     provider = StandInProvider()
     with serve(provider.app()) as provider_base:
@@ -130,7 +130,7 @@ def measure_streaming(root: Path, log: Any) -> list[str]:
         }
         with start_service(weather / "run.sh", "/weather/health", env=env) as service:
             url = f"{service.base}/weather/mcp"
-            timeline = asyncio.run(_timeline(url, provider, service.request_lines))
+            timeline = asyncio.run(_timeline(url, years, provider, service.request_lines))
     log(
         f"long tool: first progress {timeline.first_progress_ms:.0f} ms, "
         f"{timeline.progress_count} progress, cancel-to-stop {timeline.cancel_to_stop_ms:.0f} ms"
@@ -140,7 +140,7 @@ def measure_streaming(root: Path, log: Any) -> list[str]:
         "## Long-running tool (streaming)",
         "",
         (
-            f"weather's `get_climate_history` for {YEARS} years through run.sh "
+            f"weather's `get_climate_history` for {years} years through run.sh "
             "(`AWS_LWA_INVOKE_MODE=response_stream`), against a stand-in archive that answers "
             f"each year after {UPSTREAM_DELAY * 1000:.0f} ms:"
         ),
