@@ -432,9 +432,10 @@ class TestJwt:
     def test_garbage_token_is_401(self, jwt_url, token):
         assert post(jwt_url, self.bearer(token)).status_code == 401
 
-    def test_not_yet_valid_token_is_401(self, jwt_url, issuer):
+    @pytest.mark.parametrize("claim", ["nbf", "iat"])
+    def test_not_yet_valid_token_is_401(self, jwt_url, issuer, claim):
         future = int(time.time()) + 365 * 86400
-        token = issuer[0].token(aud="mcp-fleet", scope="mcp:call", nbf=future)
+        token = issuer[0].token(aud="mcp-fleet", scope="mcp:call", **{claim: future})
         response = post(jwt_url, self.bearer(token))
         assert response.status_code == 401
         assert "not valid yet" in response.json()["error_description"]

@@ -292,9 +292,11 @@ class TokenVerifier:
         except MissingClaimError as exc:
             raise TokenRejected(f"token lacks the {exc.claim!r} claim") from None
         except InvalidClaimError as exc:
+            if exc.claim in {"nbf", "iat"}:  # numbers (checked above), so: in the future
+                raise TokenRejected("token is not valid yet") from None
             raise TokenRejected(f"token has a wrong {exc.claim!r} claim") from None
-        except Exception:  # noqa: BLE001 - InvalidTokenError: nbf or iat in the future
-            raise TokenRejected("token is not valid yet") from None
+        except Exception:  # noqa: BLE001 - fail closed on whatever else joserfc raises
+            raise TokenRejected("token claims are invalid") from None
         token_use = claims.get("token_use")
         if token_use is not None and token_use != "access":  # noqa: S105 - a claim, not a secret
             raise TokenRejected("only access tokens are accepted (this is not one)")
