@@ -38,7 +38,7 @@ def test_an_addition_larger_than_an_entity_may_hold_is_refused_before_any_work()
     started = time.perf_counter()
     with pytest.raises(LimitExceeded, match="MEMORY_MAX_OBSERVATIONS_PER_ENTITY"):
         check_additions(additions, LIMITS)
-    assert time.perf_counter() - started < 0.05
+    assert time.perf_counter() - started < 0.5  # the loop it replaced took 25 s for this call
 
 
 def test_a_call_carries_at_most_items_per_call_observations():

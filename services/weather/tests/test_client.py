@@ -102,7 +102,7 @@ async def test_the_deadline_bounds_a_hanging_provider():
         await asyncio.sleep(30)
 
     started = time.monotonic()
-    with pytest.raises(ProviderError, match=r"gave up after 1 attempt in 0\.[56] s"):
+    with pytest.raises(ProviderError, match=r"gave up after 1 attempt in 0\.\d s"):
         await get(client_with(handler, read_timeout_seconds=10), seconds=0.6)
     assert time.monotonic() - started < 1.5
 
