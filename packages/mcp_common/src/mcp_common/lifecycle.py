@@ -114,7 +114,10 @@ async def prime(app: ASGIApp, spec: ServiceSpec, tool: str | None) -> float:
     try:
         await _prime_each_era(app, spec, tool)
         for module in SUCCESS_PATH_MODULES:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ImportError:  # another fastmcp: an optimisation must not stop a start
+                logger.warning("priming: no module %s in this fastmcp", module)
     finally:
         internal_request.reset(quiet)
     return time.perf_counter() - started
