@@ -9,8 +9,8 @@ SSM server on loopback.
 on a shared machine: the twin runs with PYTHONPROFILEIMPORTTIME, and the first tools/call
 after readiness (and after the hooks) imports no module at all. A count, not a sum of
 microseconds: one lazy import measured 0.3 ms here and 38 ms on a loaded CI machine.
-Unprimed, that first call imports some 430 modules (about 300 ms). The latency figures themselves come from
-`fleet bench` (ready → first call, plain and after the hooks).
+Unprimed, that first call imports some 430 modules (about 300 ms). The latency figures
+themselves come from `fleet bench` (ready → first call, plain and after the hooks).
 """
 
 from __future__ import annotations

@@ -56,3 +56,10 @@ def test_bench_runs_on_tiny_settings(tmp_path, capsys, host_twins):
     assert "`get_climate_history` for 5 years" in report
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "[bench] wrote" in capsys.readouterr().out
+
+
+def test_the_long_tool_needs_four_years_to_be_cancelled_after_its_fourth_progress(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "--long-tool-years", "3"])
+    assert exited.value.code == 2
+    assert "--long-tool-years: must be 4 or more" in capsys.readouterr().err

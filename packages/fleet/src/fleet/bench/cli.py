@@ -83,6 +83,14 @@ def _cost(ours: Any, first_calls: list[Any], log: Any) -> list[str]:
     return cost.report(inputs)
 
 
+def _at_least_four(text: str) -> int:
+    """The long tool's years: the cancelled call is cancelled after its 4th progress."""
+    years = int(text)
+    if years < 4:
+        raise argparse.ArgumentTypeError("must be 4 or more")
+    return years
+
+
 def add_parser(commands: Any) -> None:
     bench = commands.add_parser(
         "bench", help="benchmark cold start, warm path, size and build time"
@@ -104,7 +112,7 @@ def add_parser(commands: Any) -> None:
     )
     bench.add_argument(
         "--long-tool-years",
-        type=int,
+        type=_at_least_four,
         default=20,
         help="years of history the long tool is asked for, 4 or more (default 20)",
     )
