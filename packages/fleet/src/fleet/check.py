@@ -19,6 +19,7 @@ import yaml
 
 from fleet.limits import fleet_usage
 from fleet.template import (
+    ADAPTER_MODES,
     ALARMS,
     OWN_OUTPUTS,
     OWN_TEMPLATE,
@@ -55,7 +56,6 @@ API_GATEWAY_TIMEOUT_SECONDS = 29
 """How long API Gateway waits for a buffered (non-streaming) Lambda integration."""
 STREAMING_TIMEOUT_SECONDS = 900
 """How long API Gateway streams a response, and Lambda's own maximum: 15 minutes."""
-TRANSFER_MODES = ("BUFFERED", "STREAM")
 DATA_SERVICES = frozenset(
     {
         "dynamodb",
@@ -354,7 +354,7 @@ def _timeout_faults(outputs: dict[str, Any], where: str) -> list[str]:
     """tool deadline < integration timeout <= function timeout <= 29 s (BUFFERED) or 900 s
     (STREAM). The integration timeout is the function's (infra/service.yaml), in ms."""
     mode = (outputs.get("ResponseTransferMode") or {}).get("Value", "BUFFERED")
-    if mode not in TRANSFER_MODES:
+    if mode not in ADAPTER_MODES:  # the modes infra/response-mode.yaml maps
         return [f"{where}: ResponseTransferMode must be BUFFERED or STREAM (is {mode!r})"]
     timeout, tool = _number(outputs, "Timeout"), _number(outputs, "ToolTimeout")
     if timeout is None or tool is None:

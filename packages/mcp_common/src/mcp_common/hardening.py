@@ -263,11 +263,14 @@ class RequestGuardMiddleware:
         if record is not None:
             self._describe(record, method, tool)
         calls = self.streamed_calls
-        if method == "tools/call" and "id" in message and calls is not None:
-            with calls.track(message["id"]):
-                await self.app(scope, _replay(body, receive), send)
-        elif method == "tools/call" and "id" in message:
-            await self._call_with_deadline(scope, _replay(body, receive), send, message["id"], tool)
+        if method == "tools/call" and "id" in message:
+            if calls is not None:  # streaming: the deadline is applied around the tool
+                with calls.track(message["id"]):
+                    await self.app(scope, _replay(body, receive), send)
+            else:
+                await self._call_with_deadline(
+                    scope, _replay(body, receive), send, message["id"], tool
+                )
         else:
             if method == "notifications/cancelled" and calls is not None:
                 calls.cancel(message.get("params"))
