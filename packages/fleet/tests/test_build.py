@@ -14,7 +14,6 @@ from fleet.build import (
     UNUSED_DISTRIBUTIONS,
     build_service,
     find_python,
-    install_flags,
     install_workspace_members,
     layer_key,
     prepare_out,
@@ -129,11 +128,10 @@ def test_workspace_code_is_always_fresh(tmp_path):
     On a copy of the workspace: builds running in parallel read the real one."""
     workspace = copy_workspace(ROOT, tmp_path / "workspace")
     marker = workspace / "packages" / "mcp_common" / "src" / "mcp_common" / "_build_probe.py"
-    flags = install_flags("host")
     marker.write_text("VALUE = 1\n")
-    install_workspace_members(workspace, ("mcp-common",), tmp_path / "a", flags)
+    install_workspace_members(workspace, ("mcp-common",), tmp_path / "a")
     marker.write_text("VALUE = 2\n")
-    install_workspace_members(workspace, ("mcp-common",), tmp_path / "b", flags)
+    install_workspace_members(workspace, ("mcp-common",), tmp_path / "b")
     assert (tmp_path / "a" / "mcp_common" / "_build_probe.py").read_text() == "VALUE = 1\n"
     assert (tmp_path / "b" / "mcp_common" / "_build_probe.py").read_text() == "VALUE = 2\n"
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,8 @@ def install_requirements(root: Path, target: Path, requirements: Path, flags: li
             "--target",
             str(target),
             "--no-deps",
+            "--link-mode",
+            "copy",  # never hard links into uv's cache: editing the layer must not edit it
             "-r",
             str(requirements),
             *flags,
@@ -288,12 +291,45 @@ def layer_key(requirements: str, platform: Platform, interpreter_version: str) -
     return hashlib.sha256(key_text.encode()).hexdigest()[:24]
 
 
+def cache_disabled() -> bool:
+    """FLEET_BUILD_CACHE=off: a release build that trusts nothing a previous build left."""
+    return os.environ.get("FLEET_BUILD_CACHE", "").lower() in {"off", "0", "none", "false"}
+
+
+def _manifest_path(layer: Path) -> Path:
+    return layer.with_name(layer.name + ".sha256.json")
+
+
+def _verified(layer: Path, log: Callable) -> bool:
+    """A cached layer is used only if every file is the one its build wrote: anything added,
+    removed or edited since (by another build's steps, a test, a person) throws it away."""
+    from fleet.integrity import tree_digest
+
+    manifest = _manifest_path(layer)
+    try:
+        expected = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        expected = None
+    if expected == tree_digest(layer):
+        return True
+    log("the cached third-party layer changed after it was built: building it again")
+    shutil.rmtree(layer, ignore_errors=True)
+    manifest.unlink(missing_ok=True)
+    return False
+
+
 def third_party_layer(
-    root: Path, requirements: str, platform: Platform, python: str | None, log: Callable
+    root: Path,
+    requirements: str,
+    platform: Platform,
+    python: str | None,
+    log: Callable,
+    cache: Path | None = None,
 ) -> Path:
     """The service's third-party packages, installed, pruned and compiled: built once per
     distinct input (`layer_key`) and reused by every later build (other services, other
-    clones, `sam build` reruns). The fleet's own code is never cached.
+    clones, `sam build` reruns) while its files still match their digests. The fleet's own
+    code is never cached.
     """
     version = (
         subprocess.run(
@@ -306,9 +342,9 @@ def third_party_layer(
         else "no bytecode"
     )
     key = layer_key(requirements, platform, version)
-    cache = build_cache_dir()
+    cache = cache or build_cache_dir()
     layer = cache / key
-    if layer.is_dir():
+    if layer.is_dir() and _verified(layer, log):
         log("reusing the compiled third-party layer (same pinned wheels, platform, interpreter)")
         os.utime(layer)
         return layer
@@ -322,24 +358,39 @@ def third_party_layer(
         install_requirements(root, tree, requirements_file, install_flags(platform))
         log(f"leaving out {len(UNUSED_DISTRIBUTIONS)} unused distributions")
         _prune(tree)
+        refuse_path_entries(tree, "the third-party layer")
         if python is not None:
             log("precompiling third-party bytecode (sources left out)")
             compile_third_party(tree, python)
+        from fleet.integrity import tree_digest
+
+        digest = json.dumps(tree_digest(tree), sort_keys=True)
         with contextlib.suppress(OSError):  # another build made the same layer: use theirs
             tree.rename(layer)
+            _manifest_path(layer).write_text(digest, encoding="utf-8")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     _trim(cache)
     return layer
 
 
-def _link_or_copy(source: str, target: str) -> None:
-    """Hard-link a cached file into the artifact (nothing edits artifact files in place), or
-    copy it when the cache is on another file system."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+def refuse_own_build_steps(root: Path) -> None:
+    """Stop every build while a service's Makefile says more than the shared build: `sam
+    build` would run it with the builder's rights, before or after this build."""
+    from fleet.integrity import makefile_faults
+
+    faults = makefile_faults(root)
+    if faults:
+        raise FleetError("refusing to build:\n" + "\n".join(f"  {fault}" for fault in faults))
+
+
+def refuse_path_entries(tree: Path, label: str) -> None:
+    """Stop a build whose output would run code in, or replace part of, every process."""
+    from fleet.integrity import path_entry_faults
+
+    faults = path_entry_faults(tree, label)
+    if faults:
+        raise FleetError("refusing to build:\n" + "\n".join(f"  {fault}" for fault in faults))
 
 
 def _trim(cache: Path) -> None:
@@ -351,6 +402,7 @@ def _trim(cache: Path) -> None:
     )
     for stale in layers[BUILD_CACHE_ENTRIES:]:
         shutil.rmtree(stale, ignore_errors=True)
+        _manifest_path(stale).unlink(missing_ok=True)
 
 
 MARKER: Final = ".fleet-build"
@@ -383,42 +435,58 @@ def prepare_out(root: Path, out: Path, force: bool = False) -> None:
     (out / MARKER).write_text("made by `fleet build`; it empties this folder on the next build\n")
 
 
-def install_workspace_members(
-    root: Path, packages: tuple[str, ...], out: Path, flags: list[str]
-) -> None:
-    """Build the fleet's own `packages` from source as wheels and install them into `out`.
-
-    `--no-cache` and `--reinstall`: the same name and version as last time must never
-    mean last time's code.
-    """
-    with tempfile.TemporaryDirectory(prefix="fleet-wheels-") as scratch:
-        wheels = Path(scratch)
-        for package in packages:
-            build = ["uv", "build", "--quiet", "--wheel", "--package", package]
-            run_command([*build, "--out-dir", str(wheels)], root)
-        install = ["uv", "pip", "install", "--quiet", "--no-cache", "--reinstall", "--no-deps"]
-        built = [str(wheel) for wheel in sorted(wheels.glob("*.whl"))]
-        run_command([*install, "--target", str(out), *built, *flags], root)
-    _forget_the_install(out)
+def _member_dir(root: Path, distribution: str) -> Path:
+    """The workspace member whose pyproject names `distribution`."""
+    members = [*root.glob("packages/*/pyproject.toml"), *root.glob("services/*/pyproject.toml")]
+    for pyproject in sorted(members):
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        if project.get("name") == distribution:
+            return pyproject.parent
+    raise FleetError(f"no workspace member named {distribution!r}")
 
 
-INSTALL_RECORDS: Final = ("direct_url.json", "uv_cache.json")
-"""What an install writes about itself (the scratch wheel's path, uv's timestamp): left in,
-every build of the same code would differ, and `sam deploy` would upload it again."""
+def source_files(root: Path, folder: Path) -> list[Path] | None:
+    """The files of `folder` that git would commit (tracked, or new and not ignored), or
+    None outside a git checkout. Ignored files (build output, caches) never ship."""
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--"]
+    try:
+        listed = subprocess.run(
+            [*command, str(folder)], cwd=root, capture_output=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:
+        return None
+    names = sorted(set(filter(None, listed.stdout.decode().split("\0"))))
+    return [root / name for name in names if (root / name).is_file()]
 
 
-def _forget_the_install(out: Path) -> None:
-    for info in out.glob("*.dist-info"):
-        for name in INSTALL_RECORDS:
-            (info / name).unlink(missing_ok=True)
-        record = info / "RECORD"
-        if record.is_file():
-            kept = [
-                line
-                for line in record.read_text(encoding="utf-8").splitlines(keepends=True)
-                if line.split(",", 1)[0].rsplit("/", 1)[-1] not in INSTALL_RECORDS
-            ]
-            record.write_text("".join(kept), encoding="utf-8")
+def install_workspace_members(root: Path, packages: tuple[str, ...], out: Path) -> None:
+    """Copy the fleet's own `packages` into `out` from their source files, with the metadata
+    that reports their version.
+
+    No build backend runs: a member's pyproject cannot make its build execute code, and the
+    same name and version always mean the files in the tree now, never a cached wheel."""
+    for distribution in packages:
+        member = _member_dir(root, distribution)
+        module = distribution.replace("-", "_")
+        source = member / "src" / module
+        files = source_files(root, source)
+        if files is None:  # not a git checkout: every file but caches
+            files = [p for p in source.rglob("*") if p.is_file()]
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            target = out / module / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        project = tomllib.loads((member / "pyproject.toml").read_text(encoding="utf-8"))
+        name, version = project["project"]["name"], project["project"]["version"]
+        info = out / f"{module}-{version}.dist-info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+        )
 
 
 def source_commit(root: Path, *paths: str) -> str | None:
@@ -441,12 +509,29 @@ def source_commit(root: Path, *paths: str) -> str | None:
     return last.stdout.strip() + ("-dirty" if changes.stdout.strip() else "")
 
 
-def _stamp(package_dir: Path, source: str | None) -> None:
-    """Write which source a package was built from (read by ServiceSpec.build)."""
+def lock_hash(root: Path) -> str | None:
+    """The digest of uv.lock, which names every third-party version the fleet runs."""
+    lock = root / "uv.lock"
+    return hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.is_file() else None
+
+
+def _stamp(root: Path, package_dir: Path, source: str | None) -> None:
+    """Write which source and lock a package was built from (read by ServiceSpec.build)."""
     from mcp_common.service import BUILD_STAMP
 
-    if source is not None and package_dir.is_dir():
-        (package_dir / BUILD_STAMP).write_text(json.dumps({"source": source}) + "\n")
+    stamp = {"source": source, "lock": lock_hash(root)}
+    if package_dir.is_dir():
+        stamp = {key: value for key, value in stamp.items() if value}
+        (package_dir / BUILD_STAMP).write_text(json.dumps(stamp) + "\n")
+
+
+def _layer_stamp(root: Path, target: Path, kind: str, content: Path) -> None:
+    """What health reports for a layer: the digest of its content and of the lock."""
+    from fleet.integrity import content_hash
+    from mcp_common.service import LAYER_STAMP
+
+    stamp = {"content": content_hash(content)[:16], "lock": lock_hash(root)}
+    (target / LAYER_STAMP.format(kind=kind)).write_text(json.dumps(stamp) + "\n")
 
 
 LayerKind = Literal["deps", "common"]
@@ -474,17 +559,27 @@ def _bytecode_interpreter(platform: Platform, say: Callable[[str], None]) -> str
 
 def _add_third_party(root: Path, target: Path, platform: Platform, python: str | None, say) -> None:
     say("exporting the fleet's locked dependencies")
-    layer = third_party_layer(root, fleet_requirements(root), platform, python, say)
-    shutil.copytree(layer, target, dirs_exist_ok=True, copy_function=_link_or_copy)
+    requirements = fleet_requirements(root)
+    if cache_disabled():
+        say("FLEET_BUILD_CACHE=off: building the third-party layer from the wheels alone")
+        with tempfile.TemporaryDirectory(prefix="fleet-deps-") as scratch:
+            layer = third_party_layer(root, requirements, platform, python, say, Path(scratch))
+            shutil.copytree(layer, target, dirs_exist_ok=True)  # copies: nothing is shared
+            _layer_stamp(root, target, "deps", layer)
+        return
+    layer = third_party_layer(root, requirements, platform, python, say)
+    shutil.copytree(layer, target, dirs_exist_ok=True)  # copies: nothing is shared
+    _layer_stamp(root, target, "deps", layer)
 
 
 def _add_common(root: Path, target: Path, platform: Platform, python: str | None, say) -> None:
     say("building mcp_common from source")
-    install_workspace_members(root, WORKSPACE_LIBRARIES, target, install_flags(platform))
-    _stamp(target / "mcp_common", source_commit(root, "packages/mcp_common"))
+    install_workspace_members(root, WORKSPACE_LIBRARIES, target)
+    _stamp(root, target / "mcp_common", source_commit(root, "packages/mcp_common"))
     _prune(target)
     if python is not None:
         compile_own(target, COMMON_PACKAGES, python)
+    _layer_stamp(root, target, "common", target / "mcp_common")
 
 
 def _result(name: str, out: Path, started: float, python: str | None, say) -> BuildResult:
@@ -514,6 +609,7 @@ def build_layer(
     (mcp_common, always from source)."""
     if kind not in LAYERS:
         raise FleetError(f"no layer {kind!r}; layers: {', '.join(LAYERS)}")
+    refuse_own_build_steps(root)
     started = time.perf_counter()
     prepare_out(root, out, force)
     say = lambda message: log(f"[{LAYERS[kind]}] {message}")
@@ -524,6 +620,7 @@ def build_layer(
         _add_third_party(root, target, platform, python, say)
     else:
         _add_common(root, target, platform, python, say)
+    refuse_path_entries(target, LAYERS[kind])
     return _result(LAYERS[kind], out, started, python, say)
 
 
@@ -542,6 +639,7 @@ def build_service(
     the rest. `bundle` (the default for `host`) adds the layers' contents to the folder, so
     it runs on its own: a host twin.
     """
+    refuse_own_build_steps(root)
     started = time.perf_counter()
     if not (service.path / "run.sh").is_file():
         raise FleetError(f"service {service.name!r} has no run.sh")
@@ -553,12 +651,13 @@ def build_service(
         _add_third_party(root, out, platform, python, say)
         _add_common(root, out, platform, python, say)
     say("building the service from source")
-    install_workspace_members(root, (service.distribution,), out, install_flags(platform))
-    _stamp(out / service.package, source_commit(root, f"services/{service.name}"))
+    install_workspace_members(root, (service.distribution,), out)
+    _stamp(root, out / service.package, source_commit(root, f"services/{service.name}"))
     run_sh = out / "run.sh"
     shutil.copy2(service.path / "run.sh", run_sh)
     run_sh.chmod(0o755)
-    _prune(out)  # the workspace wheels' bin/ and caches
+    _prune(out)  # caches
+    refuse_path_entries(out, f"the {service.name} artifact")
     if python is not None:
         say("precompiling the service's bytecode")
         compile_own(out, (service.package,), python)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from fleet.integrity import makefile_fault, path_entry_faults
 from fleet.limits import fleet_usage
 from fleet.template import (
     ADAPTER_MODES,
@@ -414,12 +415,8 @@ def _service_folder_faults(service: ServiceDir) -> list[str]:
     run_sh = service.path / "run.sh"
     if not run_sh.is_file() or not os.access(run_sh, os.X_OK):
         faults.append(f"services/{service.name}: run.sh missing or not executable")
-    makefile = service.path / "Makefile"
-    text = makefile.read_text() if makefile.is_file() else ""
-    if "infra/service.mk" not in text and "build-Function:" not in text:
-        faults.append(
-            f"services/{service.name}: Makefile neither includes infra/service.mk nor has build-Function"
-        )
+    if (fault := makefile_fault(service.path)) is not None:
+        faults.append(fault)
     try:
         from mcp_common.discovery import contract_faults, discover_tools
 
@@ -488,13 +485,10 @@ def check_artifacts(build_dir: Path) -> list[str]:
         label = str(artifact.relative_to(build_dir))
         if not os.access(artifact / "run.sh", os.X_OK):
             faults.append(f"{label}: run.sh is not executable")
-        leftovers = [
-            artifact / "bin",
-            *artifact.glob("*.pth"),
-            artifact / "fleet",
-            artifact / "_pytest",
-        ]
+        leftovers = [artifact / "bin", artifact / "fleet", artifact / "_pytest"]
         faults.extend(f"{label}: {p.name} must not ship" for p in leftovers if p.exists())
+    for tree in [*functions, *(layer / "python" for layer in layers)]:  # what sys.path holds
+        faults.extend(path_entry_faults(tree, str(tree.relative_to(build_dir))))
     for tree in [*functions, *layers]:
         label = str(tree.relative_to(build_dir))
         faults.extend(

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fleet.integrity import MAKEFILE_TEXT
 from fleet.template import (
     OWN_TEMPLATE,
     TEMPLATE,
@@ -175,10 +176,7 @@ async def test_a_per_caller_tool_sees_who_calls():
     }
 
 
-MAKEFILE = """\
-# sam build runs target build-Function (infra/service.mk, shared by every service).
-include $(dir $(lastword $(MAKEFILE_LIST)))../../infra/service.mk
-"""
+MAKEFILE = MAKEFILE_TEXT
 
 
 def run_sh(name: str) -> str:

@@ -87,12 +87,17 @@ class ServiceSpec:
         """Which code is live: the source commit `fleet build` stamped into the service's
         package and into mcp_common (`-dirty` when the tree held uncommitted changes), and
         Lambda's function version; in development, the working tree's commit
-        (MCP_SOURCE_COMMIT, which `fleet dev` sets). Only what is known is listed."""
+        (MCP_SOURCE_COMMIT, which `fleet dev` sets); the digests of the lock the service was
+        built with and of each shared layer's content. Only what is known is listed."""
         import os
 
+        package = self.tools_package.split(".", 1)[0]
         found = {
-            "commit": _stamp(self.tools_package.split(".", 1)[0]),
+            "commit": _stamp(package),
             "common_commit": _stamp("mcp_common"),
+            "lock": _stamp(package, "lock"),
+            "deps_layer": _layer_stamp("deps"),
+            "common_layer": _layer_stamp("common"),
             "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
         }
         if found["commit"] is None:
@@ -110,10 +115,29 @@ class ServiceSpec:
 
 
 BUILD_STAMP = "build.json"
-"""Written by `fleet build` into each package it builds: {"source": "<commit>[-dirty]"}."""
+"""Written by `fleet build` into each package it builds: {"source": "<commit>[-dirty]",
+"lock": "<uv.lock digest>"}."""
+LAYER_STAMP = ".fleet-layer-{kind}.json"
+"""Written by `fleet build` at the top of each shared layer: {"content": ..., "lock": ...}."""
 
 
-def _stamp(package: str) -> str | None:
+def _layer_stamp(kind: str) -> str | None:
+    """The content digest of shared layer `kind`, from the first path entry that holds it."""
+    import json
+    import sys
+    from pathlib import Path
+
+    for entry in sys.path:
+        stamp = Path(entry or ".") / LAYER_STAMP.format(kind=kind)
+        try:
+            content = json.loads(stamp.read_text(encoding="utf-8")).get("content")
+        except (OSError, ValueError, AttributeError):
+            continue
+        return content if isinstance(content, str) else None
+    return None
+
+
+def _stamp(package: str, key: str = "source") -> str | None:
     """The source commit stamped into `package` by `fleet build`, if it was built."""
     import importlib.util
     import json
@@ -127,7 +151,7 @@ def _stamp(package: str) -> str | None:
         return None
     stamp = Path(spec.origin).parent / BUILD_STAMP
     try:
-        source = json.loads(stamp.read_text(encoding="utf-8")).get("source")
+        source = json.loads(stamp.read_text(encoding="utf-8")).get(key)
     except (OSError, ValueError, AttributeError):
         return None
     return source if isinstance(source, str) else None
