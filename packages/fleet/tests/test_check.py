@@ -155,37 +155,168 @@ def test_a_streaming_service_may_run_for_minutes_and_no_longer(
         assert any(fault in line for line in faults), faults
 
 
-POLICY = """\
-  Broad:
-    Type: AWS::IAM::RolePolicy
+ATTACKS = {
+    # The report's policy on weather's own role: every tenant's memory, every service's keys.
+    "other tenants' table": (
+        "RolePolicy",
+        "Action: [dynamodb:Query, dynamodb:GetItem, dynamodb:PutItem]",
+        'Resource: !Sub "arn:aws:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Fleet}-Memory-*"',
+        "allows dynamodb:Query, dynamodb:GetItem, dynamodb:PutItem on arn:aws:dynamodb",
+    ),
+    "every service's keys": (
+        "RolePolicy",
+        "Action: [ssm:GetParameter, ssm:PutParameter]",
+        'Resource: !Sub "arn:aws:ssm:${AWS::Region}:${AWS::AccountId}:parameter/mcp-fleet/${Fleet}/api-keys/*"',
+        "allows ssm:GetParameter, ssm:PutParameter on arn:aws:ssm",
+    ),
+    "mixed case": (
+        "RolePolicy",
+        "Action: S3:GetObject",
+        'Resource: "*"',
+        "allows S3:GetObject on *",
+    ),
+    "!Join wildcard": (
+        "RolePolicy",
+        "Action: s3:GetObject",
+        'Resource: !Join ["", ["arn:aws:s3:::", "*"]]',
+        "on arn:aws:s3:::*",
+    ),
+    "ARN with a wildcard": (
+        "RolePolicy",
+        "Action: sqs:SendMessage",
+        'Resource: !Sub "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:*"',
+        "allows sqs:SendMessage on",
+    ),
+    "NotResource": (
+        "RolePolicy",
+        "Action: s3:GetObject",
+        'NotResource: "arn:aws:s3:::x"',
+        "allows with NotResource",
+    ),
+    "Effect !Sub": ("RolePolicy", "Action: iam:PassRole", 'Resource: "*"', "allows iam:passrole"),
+    "iam:?*": ("RolePolicy", 'Action: "iam:?*"', 'Resource: "*"', "no team's role may (iam:?*)"),
+    "escalation": (
+        "RolePolicy",
+        "Action: [iam:PutRolePolicy, lambda:UpdateFunctionCode, sts:AssumeRole]",
+        'Resource: "*"',
+        "no team's role may",
+    ),
+}
+INLINE = """\
+  Attack:
+    Type: AWS::IAM::{kind}
     Properties:
       RoleName: !Ref Role
-      PolicyName: broad
+      PolicyName: attack
       PolicyDocument:
         Version: "2012-10-17"
         Statement:
-          - Effect: Allow
-            Action: {actions}
-            Resource: "{resource}"
+          - Effect: {effect}
+            {action}
+            {resource}
 """
+RESOURCES = {
+    "a managed policy": (
+        (
+            "Attack:\n    Type: AWS::IAM::ManagedPolicy\n    Properties:\n      Roles: [!Ref Role]\n"
+            "      PolicyDocument: {Version: '2012-10-17', Statement: [{Effect: Allow, Action: s3:GetObject, Resource: '*'}]}\n"
+        ),
+        "Attack (AWS::IAM::ManagedPolicy) is refused",
+    ),
+    "a second role with AdministratorAccess": (
+        (
+            "Attack:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument: {Version: '2012-10-17', "
+            "Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}]}\n"
+            "      ManagedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]\n"
+        ),
+        "Attack (AWS::IAM::Role) is refused",
+    ),
+    "a user with an access key": (
+        (
+            "Attack:\n    Type: AWS::IAM::User\n  AttackKey:\n    Type: AWS::IAM::AccessKey\n"
+            "    Properties: {UserName: !Ref Attack}\n"
+        ),
+        "AttackKey (AWS::IAM::AccessKey) is refused",
+    ),
+    "a Lambda permission for everyone": (
+        (
+            "Attack:\n    Type: AWS::Lambda::Permission\n    Properties: {Action: lambda:InvokeFunction, "
+            "FunctionName: !Sub '${Fleet}-memory', Principal: '*'}\n"
+        ),
+        "Attack (AWS::Lambda::Permission) is refused",
+    ),
+    "a function URL": (
+        "Attack:\n    Type: AWS::Lambda::Url\n    Properties: {AuthType: NONE, TargetFunctionArn: !Sub '${Fleet}-memory'}\n",
+        "Attack (AWS::Lambda::Url) is refused",
+    ),
+    "a policy on another role": (
+        (
+            "Attack:\n    Type: AWS::IAM::RolePolicy\n    Properties:\n      RoleName: admin\n      PolicyName: x\n"
+            "      PolicyDocument: {Version: '2012-10-17', Statement: [{Effect: Allow, Action: s3:GetObject, Resource: !GetAtt Bucket.Arn}]}\n"
+            "  Bucket:\n    Type: AWS::S3::Bucket\n"
+        ),
+        "attaches a policy to RoleName ['admin']",
+    ),
+    "a public bucket policy": (
+        (
+            "Bucket:\n    Type: AWS::S3::Bucket\n  Attack:\n    Type: AWS::S3::BucketPolicy\n    Properties:\n"
+            "      Bucket: !Ref Bucket\n      PolicyDocument: {Version: '2012-10-17', Statement: [{Effect: Allow, "
+            "Principal: '*', Action: s3:GetObject, Resource: !Sub '${Bucket.Arn}/*'}]}\n"
+        ),
+        "Attack",
+    ),
+    "a KMS key for everyone": (
+        (
+            "Attack:\n    Type: AWS::KMS::Key\n    Properties:\n      KeyPolicy: {Version: '2012-10-17', Statement: "
+            "[{Effect: Allow, Principal: {AWS: '*'}, Action: 'kms:Decrypt', Resource: '*'}]}\n"
+        ),
+        "KMSKeyWildcardPrincipalRule",
+    ),
+    "a secret for another account": (
+        (
+            "Secret:\n    Type: AWS::SecretsManager::Secret\n  Attack:\n    Type: AWS::SecretsManager::ResourcePolicy\n"
+            "    Properties:\n      SecretId: !Ref Secret\n      ResourcePolicy: {Version: '2012-10-17', Statement: "
+            "[{Effect: Allow, Principal: {AWS: 'arn:aws:iam::999999999999:root'}, Action: 'secretsmanager:GetSecretValue', Resource: '*'}]}\n"
+        ),
+        "GenericCrossAccountTrustRule",
+    ),
+}
 
 
-@pytest.mark.parametrize(
-    ("actions", "resource", "fault"),
-    [
-        ('["s3:*", "dynamodb:*", "secretsmanager:*"]', "*", "grants s3:*, dynamodb:*"),
-        ('"*"', "arn:aws:s3:::bucket/*", "grants *: name the actions"),
-        ('["dynamodb:GetItem"]', "*", 'allows dynamodb actions on Resource "*"'),
-    ],
-)
-def test_a_teams_iam_statements_are_guarded(workspace, actions, resource, fault):
-    edit(
-        own(workspace),
-        "Resources:\n",
-        "Resources:\n" + POLICY.format(actions=actions, resource=resource),
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_each_iam_variant_from_the_report_is_refused_naming_file_and_resource(workspace, attack):
+    kind, action, resource, fault = ATTACKS[attack]
+    effect = "!Sub Allow" if attack == "Effect !Sub" else "Allow"
+    block = INLINE.format(kind=kind, effect=effect, action=action, resource=resource)
+    edit(own(workspace), "Resources:\n", "Resources:\n" + block)
+    faults = [f for f in check_fleet(workspace) if f"services/{SERVICE}/infra.yaml: Attack" in f]
+    assert any(fault.lower() in f.lower() for f in faults), faults
+
+
+@pytest.mark.parametrize("attack", sorted(RESOURCES))
+def test_principals_and_grants_past_the_boundary_are_refused(workspace, attack):
+    block, fault = RESOURCES[attack]
+    edit(own(workspace), "Resources:\n", "Resources:\n  " + block)
+    faults = [f for f in check_fleet(workspace) if f"services/{SERVICE}/infra.yaml" in f]
+    assert any(fault in f for f in faults), faults
+
+
+def test_a_teams_own_table_with_its_own_policy_passes(workspace):
+    """What the README teaches: a table of its own, its role allowed on it alone."""
+    block = (
+        "Table:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      BillingMode: PAY_PER_REQUEST\n"
+        "      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]\n"
+        "      KeySchema: [{AttributeName: pk, KeyType: HASH}]\n"
+        "  TableAccess:\n    Type: AWS::IAM::RolePolicy\n    Properties:\n      RoleName: !Ref Role\n"
+        "      PolicyName: table\n      PolicyDocument: {Version: '2012-10-17', Statement: [{Effect: Allow, "
+        "Action: [dynamodb:GetItem, dynamodb:PutItem], Resource: [!GetAtt Table.Arn, !Sub '${Table.Arn}/index/*']}]}\n"
+        "  Queue:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: !Sub '${AWS::StackName}-jobs'}\n"
+        "  QueueAccess:\n    Type: AWS::IAM::RolePolicy\n    Properties:\n      RoleName: !Ref Role\n"
+        "      PolicyName: queue\n      PolicyDocument: {Version: '2012-10-17', Statement: [{Effect: Allow, "
+        "Action: sqs:SendMessage, Resource: !Sub 'arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-jobs'}]}\n"
     )
-    faults = "\n".join(check_fleet(workspace))
-    assert f"services/{SERVICE}/infra.yaml: Broad {fault}" in faults
+    edit(own(workspace), "Resources:\n", "Resources:\n  " + block)
+    assert [f for f in check_fleet(workspace) if f"services/{SERVICE}/" in f] == []
 
 
 def test_a_key_written_twice_is_a_fault_not_a_silent_choice(workspace):
@@ -245,3 +376,12 @@ def test_snapstart_hooks_under_a_route_and_an_old_adapter_are_faults(workspace):
     assert f"/{SERVICE}/after-restore lies under /{SERVICE}/; clients could call it" in faults
     assert "LambdaAdapterLayerVersion defaults to 28" in faults
     assert "Function.SnapStart.ApplyOn is not set" in faults
+
+
+def test_reserved_concurrency_beyond_the_accounts_is_refused(workspace):
+    """A team that reserves the account's concurrency for itself starves every other."""
+    set_output(workspace, "ReservedConcurrency", '"950"')
+    faults = check_fleet(workspace)
+    assert any("limit crossed: Lambda: reserved concurrency (account, region)" in f for f in faults)
+    set_output(workspace, "ReservedConcurrency", '"20"')
+    assert not [f for f in check_fleet(workspace) if "concurrency" in f]

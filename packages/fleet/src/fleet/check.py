@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from fleet.template import (
     ADAPTER_MODES,
     ALARMS,
     OWN_OUTPUTS,
+    OWN_PARAMETERS,
     OWN_TEMPLATE,
     ROUTE_OUTPUTS,
     SERVICE_STACK,
@@ -57,29 +57,6 @@ API_GATEWAY_TIMEOUT_SECONDS = 29
 """How long API Gateway waits for a buffered (non-streaming) Lambda integration."""
 STREAMING_TIMEOUT_SECONDS = 900
 """How long API Gateway streams a response, and Lambda's own maximum: 15 minutes."""
-DATA_SERVICES = frozenset(
-    {
-        "dynamodb",
-        "s3",
-        "secretsmanager",
-        "ssm",
-        "kms",
-        "sqs",
-        "sns",
-        "rds",
-        "rds-data",
-        "kinesis",
-        "firehose",
-        "es",
-        "aoss",
-        "elasticache",
-        "glue",
-        "athena",
-        "timestream",
-        "bedrock",
-    }
-)
-"""Services whose actions reach data: never on `Resource: "*"` from a service's stack."""
 
 
 def _text(value: Any) -> str:
@@ -199,6 +176,7 @@ def _expected_places(template: dict[str, Any], service: str) -> set[str]:
         f"nested stack {logical_id(service)}",
         f"route {route_path(service)}",
         "Cognito scope",
+        "route throttle",
         *(f"log groups of {query}" for query in queries),
     }
 
@@ -292,45 +270,11 @@ def _number(outputs: dict[str, Any], name: str) -> float | None:
         return None
 
 
-def _policy_documents(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, resource in template.get("Resources", {}).items():
-        properties = resource.get("Properties") or {}
-        if "PolicyDocument" in properties:
-            yield name, properties["PolicyDocument"]
-        for policy in properties.get("Policies", []) or []:
-            if isinstance(policy, dict) and "PolicyDocument" in policy:
-                yield name, policy["PolicyDocument"]
+def iam_faults(root: Path, template: dict[str, Any], where: str, service: str) -> list[str]:
+    """What the team's stack creates or grants past its own resources (fleet.guard)."""
+    from fleet.guard import guard_faults
 
-
-def iam_faults(template: dict[str, Any], where: str) -> list[str]:
-    """No `*` actions, and no data-service action on `Resource: "*"`."""
-    faults = []
-    for name, document in _policy_documents(template):
-        statements = document.get("Statement", []) if isinstance(document, dict) else []
-        for statement in statements if isinstance(statements, list) else [statements]:
-            if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-                continue
-            actions = statement.get("Action", [])
-            actions = [actions] if isinstance(actions, str) else actions
-            resources = statement.get("Resource", [])
-            resources = [resources] if isinstance(resources, str) else resources
-            wildcards = [
-                a for a in actions if isinstance(a, str) and (a == "*" or a.endswith(":*"))
-            ]
-            if wildcards or "NotAction" in statement:
-                faults.append(
-                    f"{where}: {name} grants {', '.join(wildcards) or 'NotAction'}: name the actions"
-                )
-            data = sorted(
-                {a.split(":", 1)[0] for a in actions if isinstance(a, str) and ":" in a}
-                & DATA_SERVICES
-            )
-            if "*" in resources and data:
-                faults.append(
-                    f'{where}: {name} allows {", ".join(data)} actions on Resource "*": '
-                    "name the resources"
-                )
-    return faults
+    return guard_faults(root, template, where, service)
 
 
 def _environment_faults(outputs: dict[str, Any], where: str) -> list[str]:
@@ -398,7 +342,7 @@ def own_stack_faults(service: ServiceDir) -> list[str]:
     declared = set(own.get("Parameters", {}))
     faults.extend(
         f"{where}: no parameter {name} (every service's stack passes it)"
-        for name in ("Fleet", "Service", "Role")
+        for name in OWN_PARAMETERS
         if name not in declared
     )
     memory = _number(outputs, "MemorySize")
@@ -407,7 +351,7 @@ def own_stack_faults(service: ServiceDir) -> list[str]:
     faults.extend(_timeout_faults(outputs, where))
     if "Environment" in outputs:
         faults.extend(_environment_faults(outputs, where))
-    return faults + iam_faults(own, where)
+    return faults + iam_faults(service.path.parent.parent, own, where, service.name)
 
 
 def _service_folder_faults(service: ServiceDir) -> list[str]:

@@ -84,6 +84,39 @@ def api_resources_limit(root: Path) -> int:
     return API_RESOURCES_DEFAULT
 
 
+ACCOUNT_CONCURRENCY_DEFAULT = 1000
+UNRESERVED_CONCURRENCY = 100
+"""Lambda's concurrent executions per account and region (adjustable: set the raised value as
+[tool.fleet] account-concurrency), of which 100 always stay unreserved."""
+
+
+def _fleet_setting(root: Path, name: str, default: int) -> int:
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        settings = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        value = settings.get("fleet", {}).get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return default
+
+
+def reserved_concurrency(root: Path, template: dict[str, Any]) -> tuple[int, int]:
+    """(the sum every service reserves, the fleet's default per service): a service's own
+    output ReservedConcurrency when it names a number, else the template's default."""
+    parameter = (template.get("Parameters") or {}).get("ServiceReservedConcurrency") or {}
+    default = int(parameter.get("Default", 0))
+    total = 0
+    for service in service_dirs(root):
+        path = service.path / OWN_TEMPLATE
+        outputs = (load_template(path).get("Outputs") or {}) if path.is_file() else {}
+        value = (outputs.get("ReservedConcurrency") or {}).get("Value")
+        try:
+            total += int(value)
+        except (TypeError, ValueError):
+            total += default
+    return total, default
+
+
 def _api_resources(cfn: dict[str, Any]) -> int:
     """API Gateway resources the OpenAPI body creates: one per path segment node, the root
     resource `/` included."""
@@ -155,6 +188,16 @@ def fleet_usage(root: Path, template_text: str | None = None) -> list[Usage]:
             more.api_resources - now.api_resources,
         ),
     ]
+    reserved, default = reserved_concurrency(root, parse_template(text))
+    usage.append(
+        Usage(
+            "Lambda: reserved concurrency (account, region)",
+            reserved,
+            _fleet_setting(root, "account-concurrency", ACCOUNT_CONCURRENCY_DEFAULT)
+            - UNRESERVED_CONCURRENCY,
+            default,
+        )
+    )
     service = load_template(root / SERVICE_TEMPLATE)
     service_cfn = transform(service)
     usage += [

@@ -216,10 +216,22 @@ Parameters:
   Role:
     Type: String
     Description: The name of the service function's execution role; attach your resources' policies to it.
+  ReservedConcurrency:
+    Type: Number
+    Description: The fleet's default reserved concurrency (output ReservedConcurrency passes it on).
+  ThrottlingRateLimit:
+    Type: Number
+    Description: The fleet's default requests per second for this service's route.
+  ThrottlingBurstLimit:
+    Type: Number
+    Description: The fleet's default burst for this service's route.
 
 Resources:
   # Nothing of its own yet (a stack needs one resource; this one costs nothing). Add tables,
   # queues or secrets here, with an AWS::IAM::RolePolicy on Role for what the code calls.
+  # Name them ${{AWS::StackName}}-... (or let CloudFormation name them): the role's
+  # permissions boundary reaches only this stack's resources (README "What a team can and
+  # cannot do").
   Nothing:
     Type: AWS::CloudFormation::WaitConditionHandle
 
@@ -239,6 +251,17 @@ Outputs:
   ToolTimeout:
     Description: MCP_TOOL_TIMEOUT_SECONDS, the deadline of one tool call (s)
     Value: "20"
+  ReservedConcurrency:
+    Description: >-
+      Concurrent executions reserved for (and capping) this service; the fleet's default, or a
+      number of your own within what fleet check allows (README "What a team can and cannot do")
+    Value: !Ref ReservedConcurrency
+  ThrottlingRateLimit:
+    Description: Requests per second API Gateway lets through to this service (the fleet's default, or your own)
+    Value: !Ref ThrottlingRateLimit
+  ThrottlingBurstLimit:
+    Description: Burst API Gateway lets through to this service (the fleet's default, or your own)
+    Value: !Ref ThrottlingBurstLimit
   Environment:
     Description: The service's own environment variables, a JSON object of strings
     Value: "{{}}"

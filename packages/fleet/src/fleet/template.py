@@ -42,8 +42,20 @@ OWN_OUTPUTS: tuple[str, ...] = (
     "Timeout",
     "ToolTimeout",
     "Environment",
+    "ReservedConcurrency",
+    "ThrottlingRateLimit",
+    "ThrottlingBurstLimit",
 )
 """What infra/service.yaml reads from every service's own stack."""
+OWN_PARAMETERS: tuple[str, ...] = (
+    "Fleet",
+    "Service",
+    "Role",
+    "ReservedConcurrency",
+    "ThrottlingRateLimit",
+    "ThrottlingBurstLimit",
+)
+"""What infra/service.yaml passes to every service's own stack."""
 ROUTE_OUTPUTS: tuple[str, ...] = ("IntegrationUri", "ResponseTransferMode", "IntegrationTimeoutMs")
 """What each service's route in template.yaml reads from its stack."""
 ADAPTER_MODES = {"BUFFERED": "buffered", "STREAM": "response_stream"}
@@ -74,6 +86,11 @@ def logical_id(service: str) -> str:
     return "".join(part.capitalize() for part in service.split("_"))
 
 
+def throttle_path(service: str) -> str:
+    """The route as a stage's method settings name it (`/` inside the path is `~1`)."""
+    return "/" + route_path(service)[1:].replace("/", "~1")
+
+
 def route_path(service: str) -> str:
     """The service's one route: two API Gateway resources, `/<svc>` and `/<svc>/{proxy+}`."""
     return f"/{service}/{{proxy+}}"
@@ -97,6 +114,7 @@ MARKERS: tuple[Marker, ...] = (
     Marker("stacks", "Resources"),
     Marker("scopes", "the Cognito resource server's scopes"),
     Marker("log-groups", "the saved queries' log groups"),
+    Marker("throttles", "the API stage's per-route throttles"),
 )
 
 
@@ -130,6 +148,14 @@ def registration(service: str) -> dict[str, list[str]]:
             f"- {{ScopeName: {service}, ScopeDescription: Call the {service} service's tools}}"
         ],
         "log-groups": [f"- !GetAtt {stem}.Outputs.LogGroup"],
+        "throttles": [
+            (
+                f'- {{ResourcePath: "{throttle_path(service)}", HttpMethod: "*", '
+                f"MetricsEnabled: true, ThrottlingRateLimit: !GetAtt {stem}.Outputs."
+                f"ThrottlingRateLimit, ThrottlingBurstLimit: !GetAtt {stem}.Outputs."
+                "ThrottlingBurstLimit}"
+            )
+        ],
     }
 
 
@@ -224,6 +250,11 @@ def registered_services(template: dict[str, Any]) -> dict[str, set[str]]:
             for path in paths:
                 match = re.fullmatch(r"/([^/]+)/\{proxy\+\}", path)
                 note(match[1] if match else path, f"route {path}")
+            for setting in properties.get("MethodSettings", []) or []:
+                path = (setting or {}).get("ResourcePath", "")
+                match = re.fullmatch(r"/~1([^~/]+)~1\{proxy\+\}", path)
+                if match:
+                    note(match[1], "route throttle")
         elif kind == "AWS::Cognito::UserPoolResourceServer":
             for scope in properties.get("Scopes", []) or []:
                 note(scope.get("ScopeName"), "Cognito scope")
