@@ -380,8 +380,8 @@ def test_snapstart_hooks_under_a_route_and_an_old_adapter_are_faults(workspace):
 
 def test_reserved_concurrency_beyond_the_accounts_is_refused(workspace):
     """A team that reserves the account's concurrency for itself starves every other."""
-    set_output(workspace, "ReservedConcurrency", '"950"')
+    edit(own(workspace), "Value: !Ref ReservedConcurrency", 'Value: "950"')
     faults = check_fleet(workspace)
     assert any("limit crossed: Lambda: reserved concurrency (account, region)" in f for f in faults)
-    set_output(workspace, "ReservedConcurrency", '"20"')
+    edit(own(workspace), 'Value: "950"', 'Value: "20"')
     assert not [f for f in check_fleet(workspace) if "concurrency" in f]

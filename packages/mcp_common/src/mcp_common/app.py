@@ -129,6 +129,7 @@ def _http_middleware(
             tool_names=tool_names,
             body_timeout_seconds=http.body_timeout_seconds,
             streamed_calls=InFlightCalls() if http.streaming else None,
+            calls_per_principal=http.calls_per_principal,
         )
     )
     if http.streaming:

@@ -54,6 +54,11 @@ def current_principal() -> str:
     return principal
 
 
+def principal_or_none() -> str | None:
+    """The authenticated principal of the current request, None outside one."""
+    return _principal.get()
+
+
 @contextmanager
 def acting_as(principal: str) -> Iterator[None]:
     """Run the enclosed code as `principal`, as an authenticated request would: for callers

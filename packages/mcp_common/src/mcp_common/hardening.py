@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_common import untrusted
+from mcp_common.auth import principal_or_none
 from mcp_common.logs import INVALID_NAME, UNKNOWN_TOOL, RequestRecord, current_request
 from mcp_common.untrusted import decimal_length
 
@@ -210,8 +211,12 @@ class RequestGuardMiddleware:
         tool_names: Iterable[str] = (),
         body_timeout_seconds: float = 10.0,
         streamed_calls: InFlightCalls | None = None,
+        calls_per_principal: int = 4,
     ) -> None:
         self.app = app
+        self.calls_per_principal = calls_per_principal
+        self._in_flight: dict[str, int] = {}
+        """Tool calls in flight per principal (one event loop: no lock needed)."""
         self.streamed_calls = streamed_calls
         """A streaming service's calls in flight: the deadline is applied around the tool
         (streaming.py), and `notifications/cancelled` reaches the caller's own call."""
@@ -264,17 +269,41 @@ class RequestGuardMiddleware:
             self._describe(record, method, tool)
         calls = self.streamed_calls
         if method == "tools/call" and "id" in message:
-            if calls is not None:  # streaming: the deadline is applied around the tool
-                with calls.track(message["id"]):
-                    await self.app(scope, _replay(body, receive), send)
-            else:
-                await self._call_with_deadline(
-                    scope, _replay(body, receive), send, message["id"], tool
-                )
+            principal = principal_or_none() or ""
+            if self._in_flight.get(principal, 0) >= self.calls_per_principal:
+                await self._too_many(scope, receive, send, message["id"], record)
+                return
+            self._in_flight[principal] = self._in_flight.get(principal, 0) + 1
+            try:
+                if calls is not None:  # streaming: the deadline is applied around the tool
+                    with calls.track(message["id"]):
+                        await self.app(scope, _replay(body, receive), send)
+                else:
+                    await self._call_with_deadline(
+                        scope, _replay(body, receive), send, message["id"], tool
+                    )
+            finally:
+                left = self._in_flight[principal] - 1
+                if left:
+                    self._in_flight[principal] = left
+                else:
+                    del self._in_flight[principal]
         else:
             if method == "notifications/cancelled" and calls is not None:
                 calls.cancel(message.get("params"))
             await self.app(scope, _replay(body, receive), send)
+
+    async def _too_many(
+        self, scope: Scope, receive: Receive, send: Send, request_id: Any, record: object
+    ) -> None:
+        """A tool error, at once: this caller already has its share of calls running."""
+        if isinstance(record, RequestRecord):
+            record.error = "too many calls in flight"
+        text = (
+            f"this caller already has {self.calls_per_principal} calls running on this service; "
+            "wait for one to finish (or cancel it) and try again"
+        )
+        await tool_error_response(scope, request_id, text)(scope, receive, send)
 
     def _describe(self, record: RequestRecord, method: object, tool: object) -> None:
         """Name the method and tool in the request log, never a hostile or unknown name whole."""
@@ -323,8 +352,7 @@ class RequestGuardMiddleware:
                 f"tool {name!r} did not finish within {self.tool_timeout_seconds:g} s; "
                 "try again or narrow the request"
             )
-            result = {"content": [{"type": "text", "text": text}], "isError": True}
-            response = JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result})
+            response = tool_error_response(scope, request_id, text)
             pending.add(loop.create_task(response(scope, receive, send)))
 
         timer = loop.call_later(self.tool_timeout_seconds, on_deadline)
@@ -427,6 +455,20 @@ def bounded_h11_protocol(header_timeout_seconds: float) -> type:
                 self.transport.close()
 
     return BoundedH11Protocol
+
+
+STATELESS_REVISIONS = ("2026-07-28",)
+"""Revisions whose results carry `resultType` (a client validates its presence)."""
+
+
+def tool_error_response(scope: Scope, request_id: Any, text: str) -> JSONResponse:
+    """A tools/call answered by the edge (deadline, fairness) as a valid CallToolResult for
+    the request's protocol revision: an error the model reads, not a transport failure."""
+    result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": True}
+    version = next((v for k, v in scope["headers"] if k == b"mcp-protocol-version"), b"")
+    if version.decode("latin-1") in STATELESS_REVISIONS:
+        result["resultType"] = "complete"
+    return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
 def _tool_name(message: dict[str, Any]) -> object:

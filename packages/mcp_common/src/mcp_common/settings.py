@@ -191,6 +191,12 @@ class HttpSettings(BaseSettings):
         default=10.0, gt=0, le=120, validation_alias="MCP_BODY_TIMEOUT_SECONDS"
     )
     """A request's whole body must arrive within this, or the answer is 408."""
+    calls_per_principal: int = Field(
+        default=4, gt=0, le=1000, validation_alias="MCP_MAX_CALLS_PER_PRINCIPAL"
+    )
+    """Tool calls one principal may have in flight in one process, streaming calls included:
+    the next one is answered a tool error at once, so one caller cannot take every worker or
+    outbound connection of a service from the others."""
     invoke_mode: Literal["buffered", "response_stream"] = Field(
         default="buffered", validation_alias="AWS_LWA_INVOKE_MODE"
     )
