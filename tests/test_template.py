@@ -63,9 +63,19 @@ def test_one_rest_api_for_the_whole_fleet(cfn):
     assert list(resources_of(cfn, "AWS::ApiGateway::RestApi")) == ["FleetApi"]
     [stage] = resources_of(cfn, "AWS::ApiGateway::Stage").values()
     assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
-    [settings] = stage["Properties"]["MethodSettings"]
+    settings, *routes = stage["Properties"]["MethodSettings"]
+    assert settings["ResourcePath"] == "/*"
     assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
     assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    # Each service's route has its own throttle, read from its own stack.
+    assert sorted(route["ResourcePath"] for route in routes) == sorted(
+        "/" + route_path(service).replace("/", "~1") for service in SERVICES
+    )
+    for route in routes:
+        stack = next(s for s in SERVICES if route["ResourcePath"] == "/~1" + s + "~1{proxy+}")
+        assert route["ThrottlingRateLimit"] == {
+            "Fn::GetAtt": [logical_id(stack), "Outputs.ThrottlingRateLimit"]
+        }
     assert stage["Properties"]["AccessLogSetting"]["DestinationArn"] == {
         "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]
     }

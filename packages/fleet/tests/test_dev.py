@@ -153,3 +153,25 @@ def test_fleet_dev_reports_the_working_trees_commit(monkeypatch):
     app = build_fleet_app([s for s in service_dirs(find_root()) if s.name == "math"])
     with serve(app) as base:
         assert loopback_http().get(f"{base}/math/health").json()["commit"] == "abc1234-dirty"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::"])
+def test_a_network_bind_without_auth_is_refused(host, monkeypatch, capsys):
+    """`fleet dev --host 0.0.0.0` with MCP_AUTH=none served every service to the network."""
+    from fleet.cli import main
+
+    monkeypatch.delenv("MCP_AUTH", raising=False)
+    assert main(["dev", "--host", host]) == 1
+    assert "refusing to serve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("host", "auth", "flag"),
+    [("127.0.0.1", "none", False), ("0.0.0.0", "api_key", False), ("0.0.0.0", "none", True)],
+)
+def test_loopback_auth_or_an_explicit_flag_may_serve(host, auth, flag, monkeypatch):
+    from fleet.cli import refuse_open_bind
+
+    monkeypatch.setenv("MCP_AUTH", auth)
+    monkeypatch.setenv("MCP_API_KEYS", "[]")
+    refuse_open_bind(host, flag)  # no exception

@@ -17,6 +17,25 @@ from fleet.workspace import FleetError, find_root, service_dirs
 Handler = Callable[[argparse.Namespace], int]
 
 
+def refuse_open_bind(host: str, allowed: bool) -> None:
+    """A bind beyond loopback with MCP_AUTH=none serves every service, memory included, to
+    the network: the Host check is not authentication. Refused unless said on purpose."""
+    import ipaddress
+
+    from mcp_common.settings import AuthSettings
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and AuthSettings().effective_mode == "none" and not allowed:
+        raise FleetError(
+            f"refusing to serve on {host} with MCP_AUTH=none: anyone who reaches this machine "
+            "could call every service. Set MCP_AUTH=api_key (or jwt), bind 127.0.0.1, or pass "
+            "--unauthenticated-network if that is what you mean"
+        )
+
+
 def _cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -24,6 +43,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     from mcp_common.hardening import bounded_h11_protocol
     from mcp_common.settings import HttpSettings
 
+    refuse_open_bind(args.host, args.unauthenticated_network)
     services = service_dirs(find_root())
     if not services:
         raise FleetError("no services under services/; create one with `fleet new <name>`")
@@ -171,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     dev.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dev.add_argument(
+        "--unauthenticated-network",
+        action="store_true",
+        help="allow a non-loopback --host while MCP_AUTH=none (anyone reaching it may call)",
+    )
     dev.set_defaults(handler=_cmd_dev)
 
     listing = commands.add_parser("list", help="print the catalog of services and tools")

@@ -88,7 +88,7 @@ def logical_id(service: str) -> str:
 
 def throttle_path(service: str) -> str:
     """The route as a stage's method settings name it (`/` inside the path is `~1`)."""
-    return "/" + route_path(service)[1:].replace("/", "~1")
+    return "/" + route_path(service).replace("/", "~1")
 
 
 def route_path(service: str) -> str:
