@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_an_artifact_reports_the_source_it_was_built_from(host_twins, lambda_run
     """Regression: /health said only "0.1.0" (pyproject.toml): nobody could tell which code
     was live. Now the build stamps the commit that last changed the service's folder and
     mcp_common (-dirty with uncommitted changes), and health adds Lambda's function version."""
-    from fleet.build import source_commit
+    from fleet.build import lock_hash, source_commit
     from fleet.testing import loopback_http
 
     service = SERVICES[0]
@@ -105,3 +106,7 @@ def test_an_artifact_reports_the_source_it_was_built_from(host_twins, lambda_run
     }
     assert {key: health.get(key) for key in expected} == expected
     assert {key: ready.get(key) for key in expected} == expected
+    # Which lock and which layers: digests of their content, stamped by the build.
+    assert health["lock"] == lock_hash(ROOT)
+    assert re.fullmatch(r"[0-9a-f]{16}", health["deps_layer"])
+    assert re.fullmatch(r"[0-9a-f]{16}", health["common_layer"])
