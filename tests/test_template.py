@@ -187,7 +187,7 @@ def test_function_runtime_contract(service_cfn):
     assert env["MCP_TOOL_TIMEOUT_SECONDS"] == {"Fn::GetAtt": ["Own", "Outputs.ToolTimeout"]}
     assert properties["MemorySize"] == {"Fn::GetAtt": ["Own", "Outputs.MemorySize"]}
     assert properties["Timeout"] == {"Fn::GetAtt": ["Own", "Outputs.Timeout"]}
-    assert "FunctionAliaslive" in service_cfn["Resources"]  # AutoPublishAlias
+    assert "FunctionAliaspublished" in service_cfn["Resources"]  # AutoPublishAlias
 
 
 def test_the_adapter_layer_is_v1_1_0_or_later(source):
@@ -371,7 +371,8 @@ def test_sam_cli_reads_the_templates_as_sam_build_does():
     stacks, remote = SamLocalStackProvider.get_stacks(str(ROOT / "template.yaml"))
     assert remote == []
     functions = {f.full_path: f for f in SamFunctionProvider(stacks).get_all()}
-    assert set(functions) == {f"{logical_id(s)}/Function" for s in SERVICES}
+    assert set(functions) == {f"{logical_id(s)}/Function" for s in SERVICES} | {"ReleaseFunction"}
+    assert Path(functions["ReleaseFunction"].codeuri).resolve() == ROOT / "infra" / "release"
     for service in SERVICES:
         function = functions[f"{logical_id(service)}/Function"]
         assert Path(function.codeuri).resolve() == ROOT / "services" / service
@@ -517,27 +518,28 @@ def test_cognito_needs_a_domain_prefix(source):
 
 
 def test_every_service_deploys_through_a_canary_that_its_alarms_roll_back(service_cfn, source):
-    """Every function (one template for all) shifts traffic by DeploymentStrategy and rolls
-    back on its own Lambda-errors, tool-error-rate and p99 alarms."""
-    group = service_cfn["Resources"]["FunctionDeploymentGroup"]["Properties"]
+    """Every function (one template for all) shifts traffic by DeploymentStrategy in its own
+    CodeDeploy deployment, and rolls back on its new version's own alarms; the stack update
+    never waits on it (tests/test_release.py runs the mechanism)."""
+    group = service_cfn["Resources"]["DeploymentGroup"]["Properties"]
     assert group["DeploymentConfigName"] == {
         "Fn::Sub": "CodeDeployDefault.Lambda${DeploymentStrategy}"
     }
     assert group["AlarmConfiguration"] == {
         "Enabled": True,
         "Alarms": [
-            {"Name": {"Ref": "LambdaErrorsAlarm"}},
-            {"Name": {"Ref": "ToolErrorRateAlarm"}},
-            {"Name": {"Ref": "LatencyAlarm"}},
+            {"Name": {"Ref": "ReleaseErrorsAlarm"}},
+            {"Name": {"Ref": "ReleaseToolErrorRateAlarm"}},
+            {"Name": {"Ref": "ReleaseLatencyAlarm"}},
         ],
     }
     rollback = group["AutoRollbackConfiguration"]
     assert rollback["Enabled"] is True
     assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(rollback["Events"])
-    alias = service_cfn["Resources"]["FunctionAliaslive"]
-    assert alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]["DeploymentGroupName"] == {
-        "Ref": "FunctionDeploymentGroup"
-    }
+    assert not [name for name, r in service_cfn["Resources"].items() if "UpdatePolicy" in r]
+    release = service_cfn["Resources"]["Release"]["Properties"]
+    assert release["Alias"] == "live"
+    assert release["DeploymentGroupName"] == {"Ref": "DeploymentGroup"}
     strategy = source["Parameters"]["DeploymentStrategy"]
     assert strategy["Default"].startswith("Canary")
     assert "AllAtOnce" in strategy["AllowedValues"]

@@ -46,3 +46,18 @@ def test_counts_carry_no_unit_and_durations_carry_milliseconds():
             )
     assert (fields["tool_error"], fields["protocol_error"]) == (1, 0)
     assert "ok" not in fields
+
+
+def test_a_published_version_is_also_a_dimension_for_its_release_alarms():
+    """The release's rollback alarms read `[service, version]`: only the new version's own
+    calls can roll it back."""
+    fields = {"outcome": "tool_error", "service": "svc"}
+    RequestMetrics("ns", version="7").add(fields, 0.0, by_tool=False, refusal=None)
+    [directive] = fields["_aws"]["CloudWatchMetrics"]
+    assert directive["Dimensions"] == [["service"], ["service", "version"]]
+    assert fields["version"] == "7"
+    for unpublished in (None, "$LATEST"):
+        fields = {"outcome": "ok", "service": "svc"}
+        RequestMetrics("ns", version=unpublished).add(fields, 0.0, by_tool=False, refusal=None)
+        assert fields["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+        assert "version" not in fields

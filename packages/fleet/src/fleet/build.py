@@ -435,12 +435,17 @@ def prepare_out(root: Path, out: Path, force: bool = False) -> None:
     (out / MARKER).write_text("made by `fleet build`; it empties this folder on the next build\n")
 
 
+def _normalized(name: str) -> str:
+    """A distribution name as the lock and installers compare it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _member_dir(root: Path, distribution: str) -> Path:
     """The workspace member whose pyproject names `distribution`."""
     members = [*root.glob("packages/*/pyproject.toml"), *root.glob("services/*/pyproject.toml")]
     for pyproject in sorted(members):
         project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        if project.get("name") == distribution:
+        if _normalized(str(project.get("name", ""))) == _normalized(distribution):
             return pyproject.parent
     raise FleetError(f"no workspace member named {distribution!r}")
 

@@ -93,7 +93,8 @@ def _service_template_faults(service_template: dict[str, Any]) -> list[str]:
         "Runtime": "python3.13",
         "Architectures": ["arm64"],
         "Handler": "run.sh",
-        "AutoPublishAlias": "live",
+        "AutoPublishAlias": "published",
+        "VersionDescription": {"Fn::Sub": "config ${Fingerprint.Digest}"},
         "CodeUri": {"Fn::Sub": "../services/${Service}"},
     }
     faults.extend(
@@ -101,6 +102,14 @@ def _service_template_faults(service_template: dict[str, Any]) -> list[str]:
         for name, value in expected.items()
         if properties.get(name) != value
     )
+    if "DeploymentPreference" in properties:
+        faults.append(
+            f"{where}: Function.DeploymentPreference makes every stack update wait on this "
+            "service's canary and fail with it: releases go through Release (Custom::Release)"
+        )
+    for name, kind in (("Fingerprint", "Custom::Fingerprint"), ("Release", "Custom::Release")):
+        if resources.get(name, {}).get("Type") != kind:
+            faults.append(f"{where}: no {kind} named {name} (every change must go live)")
     if function.get("Metadata", {}).get("BuildMethod") != "makefile":
         faults.append(f"{where}: Function.Metadata.BuildMethod must be makefile")
     layers = _text(properties.get("Layers", []))

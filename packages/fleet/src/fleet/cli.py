@@ -180,6 +180,20 @@ def _cmd_urls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_releases(args: argparse.Namespace) -> int:
+    from fleet.releases import release_state
+    from fleet.urls import SERVICES_OUTPUT, stack_outputs
+
+    aws.apply_samconfig(args)
+    outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
+    names = [n.strip() for n in outputs.get(SERVICES_OUTPUT, "").split(",") if n.strip()]
+    lambda_client, codedeploy = aws.client(args, "lambda"), aws.client(args, "codedeploy")
+    for name in names:
+        state = release_state(args.stack, name, lambda_client, codedeploy)
+        print(f"{name:<16} {state.describe()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -251,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     urls = commands.add_parser("urls", help="print deployed service URLs and client configuration")
     aws.add_arguments(urls, stack=True)
     urls.set_defaults(handler=_cmd_urls)
+
+    releases = commands.add_parser("releases", help="each deployed service's release state")
+    aws.add_arguments(releases, stack=True)
+    releases.set_defaults(handler=_cmd_releases)
 
     keys.add_parser(commands)
     machine_token.add_parser(commands)

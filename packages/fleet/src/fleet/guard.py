@@ -141,11 +141,22 @@ def _cfripper_faults(model: Any, where: str, guard: dict[str, Any]) -> list[str]
 def guard_faults(root: Path, template: dict[str, Any], where: str, service: str) -> list[str]:
     """Every principal, grant or statement in a team's own stack that reaches past its own
     resources, one line each naming the file and the resource."""
-    import pycfmodel
-
     guard = rules(root)
     faults = _type_faults(template, where, guard)
-    logging.getLogger("pycfmodel").setLevel(logging.ERROR)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # pycfmodel warns per !GetAtt it leaves unresolved
+    try:
+        return [*faults, *_analysis_faults(template, where, service, guard)]
+    finally:
+        logging.disable(previous)
+
+
+def _analysis_faults(
+    template: dict[str, Any], where: str, service: str, guard: dict[str, Any]
+) -> list[str]:
+    import pycfmodel
+
+    faults: list[str] = []
     parameters = {
         "Fleet": "fleet",
         "Service": service,
@@ -157,7 +168,7 @@ def guard_faults(root: Path, template: dict[str, Any], where: str, service: str)
     try:
         model = pycfmodel.parse(copy.deepcopy(template)).resolve(extra_params=dict(parameters))
     except Exception as exc:  # noqa: BLE001 - an unreadable stack is refused, not waved through
-        return [*faults, f"{where}: the IAM analysis could not read it ({exc}): refused"]
+        return [f"{where}: the IAM analysis could not read it ({exc}): refused"]
     own_resources = set(template.get("Resources") or {})
     for name, resource in model.Resources.items():
         for named in getattr(resource, "policy_documents", []) or []:

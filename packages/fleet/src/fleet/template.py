@@ -346,7 +346,8 @@ def transform(template: dict[str, Any], parameters: dict[str, str] | None = None
         properties = resource.get("Properties") or {}
         kind = resource.get("Type")
         if kind == "AWS::Serverless::Function":
-            properties["CodeUri"] = PLACEHOLDER_S3
+            if not str(properties.get("CodeUri", "")).startswith("s3://"):  # packaged already
+                properties["CodeUri"] = PLACEHOLDER_S3
         elif kind == "AWS::Serverless::LayerVersion":
             properties["ContentUri"] = PLACEHOLDER_S3
         elif kind == "AWS::Serverless::Application":

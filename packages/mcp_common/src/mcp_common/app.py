@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -76,7 +77,11 @@ def _http_middleware(
     """
     http = settings.http
     metrics = (
-        RequestMetrics(settings.metrics.namespace, per_tool=settings.metrics.per_tool)
+        RequestMetrics(
+            settings.metrics.namespace,
+            per_tool=settings.metrics.per_tool,
+            version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+        )
         if settings.metrics.enabled
         else None
     )

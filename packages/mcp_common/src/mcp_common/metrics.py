@@ -5,7 +5,8 @@ extra line, no API call. EMF's rules, which every block here follows: at most 10
 metrics per directive and 30 dimensions per set; every dimension is a string field of
 the line and every metric a number field of the line; `Timestamp` in epoch ms.
 
-- Request line, by `[service]`: `duration_ms` (Milliseconds; its SampleCount is the request
+- Request line, by `[service]` (and, on a published version, `[service, version]`, which the
+  release alarms watch): `duration_ms` (Milliseconds; its SampleCount is the request
   count), the outcome counts `tool_error` and `protocol_error` (0 or 1, so error rates are
   their Average), and a count per refusal kind (`refused_auth`, `refused_size`,
   `refused_version`) when the edge refused it.
@@ -52,8 +53,13 @@ def _directive(
 class RequestMetrics:
     """Adds the `_aws` block, and the count fields it names, to a request line's fields."""
 
-    def __init__(self, namespace: str, per_tool: bool = False) -> None:
+    def __init__(self, namespace: str, per_tool: bool = False, version: str | None = None) -> None:
         self.namespace = namespace
+        self.version = version if version and version != "$LATEST" else None
+        """The published version serving (AWS_LAMBDA_FUNCTION_VERSION): the request metrics are
+        also written by `[service, version]`, which a release's rollback alarms watch, so only
+        the version being released can roll it back."""
+        by_service = [["service"], ["service", "version"]] if self.version else [["service"]]
         base: list[tuple[str, str | None]] = [("duration_ms", _MS), *((o, None) for o in OUTCOMES)]
         units = dict(base)
         tool = _directive(namespace, [["service", "tool"]], [(m, units[m]) for m in TOOL_METRICS])
@@ -62,7 +68,7 @@ class RequestMetrics:
             (by_tool, refusal): [
                 _directive(
                     namespace,
-                    [["service"]],
+                    by_service,
                     base + ([(f"refused_{refusal}", None)] if refusal else []),
                 ),
                 *([tool] if by_tool and per_tool else []),
@@ -76,6 +82,8 @@ class RequestMetrics:
     ) -> None:
         """Make `fields` (a request line about to be written) an EMF document, in place."""
         outcome = fields.get("outcome")
+        if self.version is not None:
+            fields["version"] = self.version
         for name in OUTCOMES:
             fields[name] = 1 if outcome == name else 0
         if refusal not in REFUSALS:
