@@ -385,3 +385,50 @@ def test_reserved_concurrency_beyond_the_accounts_is_refused(workspace):
     assert any("limit crossed: Lambda: reserved concurrency (account, region)" in f for f in faults)
     edit(own(workspace), 'Value: "950"', 'Value: "20"')
     assert not [f for f in check_fleet(workspace) if "concurrency" in f]
+
+
+def _a_bounded_setting() -> tuple[str, str, str] | None:
+    """(service, variable, a value above its bound) for any service whose own settings model
+    bounds a number: read from the model, never from today's list of services."""
+    import annotated_types
+
+    for service in service_dirs(ROOT):
+        read = service.load_spec().settings
+        model = getattr(read, "__wrapped__", read)() if read else None
+        if model is None:
+            continue
+        prefix = type(model).model_config.get("env_prefix", "")
+        for name, field in type(model).model_fields.items():
+            for bound in field.metadata:
+                if isinstance(bound, annotated_types.Le):
+                    return service.name, f"{prefix}{name}".upper(), str(bound.le + 1)
+    return None
+
+
+def test_a_value_the_services_own_settings_refuse_is_a_fault(workspace):
+    """Regression: FX_TIMEOUT_SECONDS=99 (at most 10) passed fleet check and failed every
+    cold start on Lambda."""
+    found = _a_bounded_setting()
+    if found is None:
+        pytest.skip("no service bounds a numeric setting")
+    service, variable, value = found
+    path = own(workspace, service)
+    text = path.read_text()
+    start = text.index("  Environment:\n", text.index("\nOutputs:"))
+    value_at = text.index("Value:", start)
+    end = text.index("\n", value_at)
+    path.write_text(text[:value_at] + f'Value: \'{{"{variable}": "{value}"}}\'' + text[end:])
+    faults = [f for f in check_fleet(workspace) if f"services/{service}/infra.yaml" in f]
+    assert any("refused by the service's settings" in f for f in faults), faults
+
+
+def test_cfn_lint_runs_on_a_teams_own_stack(workspace):
+    """A !Sub naming a resource that does not exist passed fleet check; only CI caught it."""
+    edit(
+        own(workspace),
+        "Resources:\n",
+        "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+        "    Properties:\n      DisplayName: !Sub '${NoSuchTable}'\n",
+    )
+    faults = [f for f in check_fleet(workspace) if f"services/{SERVICE}/infra.yaml:" in f]
+    assert any("NoSuchTable" in f for f in faults), faults

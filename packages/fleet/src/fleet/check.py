@@ -8,6 +8,7 @@ shows everything to fix.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -286,7 +287,12 @@ def iam_faults(root: Path, template: dict[str, Any], where: str, service: str) -
     return guard_faults(root, template, where, service)
 
 
-def _environment_faults(outputs: dict[str, Any], where: str) -> list[str]:
+def _environment_faults(
+    outputs: dict[str, Any], where: str, service: ServiceDir | None = None
+) -> list[str]:
+    """The own Environment is a JSON object of variables the fleet does not set, and the
+    service's own settings model accepts it (a value it refuses would stop every cold start
+    on Lambda, trip the errors alarm and roll the release back)."""
     from mcp_common.settings import ServiceEnvironmentError, apply_service_environment
 
     value = (outputs.get("Environment") or {}).get("Value")
@@ -297,11 +303,57 @@ def _environment_faults(outputs: dict[str, Any], where: str) -> list[str]:
     if not isinstance(value, str):
         return [f"{where}: output Environment must be a JSON object (a string, or !Sub)"]
     fleet_sets = dict.fromkeys(REQUIRED_ENV, "set") | {"LOG_LEVEL": "set"}
+    environ = {**fleet_sets, "MCP_SERVICE_ENVIRONMENT": value}
     try:
-        apply_service_environment({**fleet_sets, "MCP_SERVICE_ENVIRONMENT": value})
+        exported = apply_service_environment(environ)
     except ServiceEnvironmentError as exc:
         return [f"{where}: output Environment: {exc}"]
+    if service is None:
+        return []
+    return _settings_faults(service, {name: environ[name] for name in exported}, where)
+
+
+def _settings_faults(service: ServiceDir, variables: dict[str, str], where: str) -> list[str]:
+    """Build the service's own settings with its stack's variables, as start-up will."""
+    from unittest import mock
+
+    from pydantic import ValidationError
+
+    try:
+        read = service.load_spec().settings
+    except FleetError:
+        return []  # reported where its tools are discovered
+    if read is None:
+        return []
+    make = getattr(read, "__wrapped__", read)  # past the functools.cache of get_settings
+    with mock.patch.dict(os.environ, variables):
+        try:
+            make()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
+                for error in exc.errors(include_input=False)
+            )
+            return [f"{where}: output Environment is refused by the service's settings: {problems}"]
     return []
+
+
+def cfn_lint_faults(path: Path, where: str) -> list[str]:
+    """cfn-lint on a service's own stack, as CI runs it: errors are faults."""
+    return [f"{where}:{fault}" for fault in _cfn_lint(path.read_text(encoding="utf-8"))]
+
+
+@functools.lru_cache(maxsize=256)
+def _cfn_lint(text: str) -> tuple[str, ...]:
+    """cfn-lint's errors for one template text (the same text is linted once per process)."""
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(text, config=ManualArgs(regions=["us-east-1"]))
+    return tuple(
+        f"{match.linenumber}: {match.rule.id} {match.message}"
+        for match in matches
+        if match.rule.id.startswith("E")
+    )
 
 
 def _timeout_faults(outputs: dict[str, Any], where: str) -> list[str]:
@@ -359,7 +411,8 @@ def own_stack_faults(service: ServiceDir) -> list[str]:
         faults.append(f"{where}: MemorySize {memory:g} MB is outside Lambda's 128-10240")
     faults.extend(_timeout_faults(outputs, where))
     if "Environment" in outputs:
-        faults.extend(_environment_faults(outputs, where))
+        faults.extend(_environment_faults(outputs, where, service))
+    faults.extend(cfn_lint_faults(service.path / OWN_TEMPLATE, where))
     return faults + iam_faults(service.path.parent.parent, own, where, service.name)
 
 
