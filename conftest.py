@@ -128,12 +128,35 @@ SHARED_BUILDS = ("host_twins", "lambda_build")
 fixture decides which build it waits for."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _only_the_selected_services(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """FLEET_TEST_SERVICES (set by `fleet affected`): leave out the cases a fleet-level test
+    holds for any other service, and the other services' own test folders."""
+    selected = {s for s in os.environ.get("FLEET_TEST_SERVICES", "").split(",") if s}
+    if not selected:
+        return
+    others = {service.name for service in service_dirs(ROOT)} - selected
+    kept, dropped = [], []
+    for item in items:
+        parts = item.nodeid.split("/")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (parts[0] == "services" and parts[1] in others) or others & {
+            value for value in params.values() if isinstance(value, str)
+        }:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Modules marked `slow` run first, so the workers finish together; among them,
     those waiting for different builds alternate, so the first two modules start both
     builds at once instead of one worker idling behind the other's build. Otherwise
     collection order, each module's tests together (pytest-xdist hands out whole files in
     this order: `--no-loadscope-reorder`)."""
+    _only_the_selected_services(config, items)
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)

@@ -194,6 +194,24 @@ def _cmd_releases(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_affected(args: argparse.Namespace) -> int:
+    import shlex
+
+    from fleet.affected import affected, changed_paths, merge_base
+
+    root = find_root()
+    base = args.base or merge_base(root)
+    result = affected(root, changed_paths(root, base))
+    if result.everything:
+        shown = ", ".join(result.reasons[:5]) + (" ..." if len(result.reasons) > 5 else "")
+        print(f"everything: {shown} can reach every service")
+    else:
+        print(f"services: {' '.join(result.services) or '(none)'}")
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in result.environment().items())
+    print(f"run: {env + ' ' if env else ''}uv run pytest {' '.join(result.pytest_args())}".rstrip())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -265,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     urls = commands.add_parser("urls", help="print deployed service URLs and client configuration")
     aws.add_arguments(urls, stack=True)
     urls.set_defaults(handler=_cmd_urls)
+
+    changes = commands.add_parser(
+        "affected", help="the services and tests a change since BASE can break"
+    )
+    changes.add_argument("base", nargs="?", help="a commit (default: the merge base with main)")
+    changes.set_defaults(handler=_cmd_affected)
 
     releases = commands.add_parser("releases", help="each deployed service's release state")
     aws.add_arguments(releases, stack=True)
