@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from fleet.testing import example_arguments, start_service
+from fleet.template import lambda_environment
+from fleet.testing import start_service, tool_arguments
 from fleet.workspace import find_root, service_dirs
 
 pytestmark = pytest.mark.slow  # scheduled first: see pytest_collection_modifyitems in conftest.py
@@ -45,7 +46,7 @@ async def call_every_tool(url: str) -> dict[str, bool]:
     answers = {}
     async with Client(url) as client:
         for tool in await client.list_tools():
-            arguments = example_arguments(tool.input_schema) or {}
+            arguments = tool_arguments(tool)  # its declared example, as fleet smoke calls it
             result = await client.call_tool(tool.name, arguments, raise_on_error=False)
             answers[tool.name] = result.is_error
     return answers
@@ -56,7 +57,9 @@ def test_pruned_artifact_starts_lists_and_answers_every_tool(
     host_twins, lambda_runtime, tmp_path, service
 ):
     artifact = host_twins[service]
-    env = twin_env(lambda_runtime, MEMORY_SQLITE_PATH=str(tmp_path / "memory.sqlite"))
+    # The service's own deadline and response mode, as its stack gives them on Lambda.
+    own = lambda_environment(ROOT / "services" / service)
+    env = twin_env(lambda_runtime, MEMORY_SQLITE_PATH=str(tmp_path / "memory.sqlite"), **own)
     with start_service(artifact / "run.sh", f"/{service}/health", env) as running:
         answers = asyncio.run(call_every_tool(f"{running.base}/{service}/mcp"))
         output = running.output()

@@ -129,6 +129,10 @@ def test_a_stray_route_is_a_fault(workspace):
     ],
 )
 def test_a_teams_own_settings_are_guarded(workspace, output, value, fault):
+    # A buffered service with a 20 s tool deadline, whatever the service chose for itself.
+    for name, start in (("ResponseTransferMode", "BUFFERED"), ("Timeout", '"29"')):
+        set_output(workspace, name, start)
+    set_output(workspace, "ToolTimeout", '"20"')
     set_output(workspace, output, value)
     assert any(fault in line for line in check_fleet(workspace)), check_fleet(workspace)
 

@@ -60,10 +60,12 @@ def _expected_tools() -> dict[str, int]:
 def _smoke_call(tools: list[Any]) -> tuple[str, dict[str, Any]] | None:
     """A read-only tool to call: one with a declared smoke example, else one without
     required arguments."""
+    from fleet.testing import declared_example
+
     for tool in tools:
-        example = (tool.meta or {}).get("smoke")
+        example = declared_example(tool)
         read_only = tool.annotations is not None and tool.annotations.read_only_hint
-        if read_only and isinstance(example, dict):
+        if read_only and example is not None:
             return tool.name, example
     for tool in tools:
         read_only = tool.annotations is not None and tool.annotations.read_only_hint

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx2 as httpx
 import uvicorn
@@ -440,6 +440,30 @@ def once(shared: Path, name: str, make: Callable[[Path], object]) -> Path:
             make(target)
             done.touch()
     return target
+
+
+SMOKE_META = "smoke"
+"""A tool's declared example call: `@tool(meta={"smoke": {...}})`. The one way a team says
+which arguments `fleet smoke` and the fleet's artifact tests call its tool with (a long
+tool names a short example: one year, not eighty)."""
+
+
+def declared_example(tool: Any) -> dict[str, Any] | None:
+    """The arguments a tool declares for test and smoke calls, if any."""
+    example = (getattr(tool, "meta", None) or {}).get(SMOKE_META)
+    return example if isinstance(example, dict) else None
+
+
+def tool_arguments(tool: Any) -> dict[str, Any]:
+    """What to call a tool with: its declared example, else a small valid value of its input
+    schema (`example_arguments`)."""
+    declared = declared_example(tool)
+    if declared is not None:
+        return declared
+    made = example_arguments(
+        tool.input_schema if hasattr(tool, "input_schema") else tool.inputSchema
+    )
+    return made if isinstance(made, dict) else {}
 
 
 def example_arguments(schema: Mapping[str, object]) -> object:
