@@ -17,6 +17,14 @@ from mcp_common.apikeys import hash_key, parse_records
 KEY = re.compile(r"^\s+(mcpk_[A-Za-z0-9_-]{40,})$", re.MULTILINE)
 
 
+@pytest.fixture(autouse=True)
+def _outside_the_checkout(tmp_path, monkeypatch):
+    """Every key command's default files (.fleet/...) land in a scratch folder: a test run
+    once left a revoked list in the checkout that refused the next real `keys create`."""
+    monkeypatch.setenv("FLEET_ROOT", str(Path(__file__).resolve().parents[3]))
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def records_file(tmp_path) -> str:
     return str(tmp_path / "keys.json")

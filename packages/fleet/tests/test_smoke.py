@@ -69,3 +69,19 @@ def test_a_broken_service_fails_the_smoke_and_is_named(tmp_path, capsys, monkeyp
     assert any(line.startswith(f"ok   {good}") and "open (no auth)" in line for line in out)
     assert any(line.startswith(f"FAIL {bad}") and "health: HTTP 503" in line for line in out)
     assert out[-1].endswith(f"1 passed, 1 failed ({bad})")
+
+
+def test_a_refusal_is_reported_with_the_servers_status_and_words(capsys, monkeypatch):
+    """Regression: a clear 403 from the server printed as `MCPError: Server returned an
+    error response`."""
+    monkeypatch.delenv("MCP_API_KEY", raising=False)
+    service = service_dirs(find_root())[0]
+    elsewhere = json.dumps([{"name": "smoke", "sha256": hash_key(KEY), "services": ["zz_other"]}])
+    settings = app_settings(MCP_AUTH="api_key", MCP_API_KEYS=elsewhere, MCP_PRIME="false")
+    with serve(build_fleet_app([service], settings)) as base:
+        code = main(["smoke", "--base-url", base, "--key", KEY, "--service", service.name])
+    out = capsys.readouterr().out
+    assert code == 1
+    [line] = [line for line in out.splitlines() if line.startswith(f"FAIL {service.name}")]
+    assert "MCP: HTTP 403" in line, line
+    assert "Server returned an error response" not in line

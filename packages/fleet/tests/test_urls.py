@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from fleet.cli import main
 from fleet.testing import deployed_stack, fake_aws
+from fleet.workspace import find_root
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 DASHBOARD = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/mcp-fleet-mcp-fleet"
@@ -139,3 +141,23 @@ def test_no_stack_anywhere_is_one_line_that_says_where_to_set_it(tmp_path, monke
     monkeypatch.setenv("FLEET_ROOT", str(tmp_path))
     assert main(["urls"]) == 1
     assert "no stack: pass --stack, or set stack_name in samconfig.toml" in capsys.readouterr().err
+
+
+ROOT = find_root(Path(__file__).parent)
+
+
+def test_every_samconfig_environment_deploys_with_a_bucket_and_nested_stacks():
+    """Regression: the README's `--config-env staging` failed with "S3 Bucket not specified"
+    (no [staging] section: no resolve_s3, no CAPABILITY_AUTO_EXPAND)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    environments = [name for name in config if name != "version"]
+    assert "staging" in environments
+    names = set()
+    for name in environments:
+        deploy = config[name]["deploy"]["parameters"]
+        assert deploy["resolve_s3"] is True, name
+        assert "CAPABILITY_AUTO_EXPAND" in deploy["capabilities"], name
+        names.add(config[name]["global"]["parameters"]["stack_name"])
+    assert len(names) == len(environments)  # two environments never share a stack

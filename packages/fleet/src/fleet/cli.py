@@ -212,6 +212,24 @@ def _cmd_affected(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from fleet.affected import merge_base
+    from fleet.preview import preview
+
+    root = find_root()
+    result = preview(root, args.base or merge_base(root))
+    total = len(service_dirs(root))
+    print(f"republished: {len(result.republished)} of {total} services (each through its canary)")
+    for service, why in result.republished.items():
+        print(f"  {service:<16} {', '.join(dict.fromkeys(why))}")
+    print(f"locked packages moved: {len(result.moved)}")
+    for name, (before, now, users) in result.moved.items():
+        print(
+            f"  {name} {before or '(new)'} -> {now or '(removed)'}: {', '.join(users) or 'no service'}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -289,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     changes.add_argument("base", nargs="?", help="a commit (default: the merge base with main)")
     changes.set_defaults(handler=_cmd_affected)
+
+    before = commands.add_parser(
+        "preview", help="before a deploy: the services a change republishes, the packages it moves"
+    )
+    before.add_argument("base", nargs="?", help="a commit (default: the merge base with main)")
+    before.set_defaults(handler=_cmd_preview)
 
     releases = commands.add_parser("releases", help="each deployed service's release state")
     aws.add_arguments(releases, stack=True)

@@ -141,8 +141,39 @@ async def check_service(
                 return result
             result.passed.append(f"{name} ok ({(time.perf_counter() - started) * 1000:.0f} ms)")
     except Exception as exc:  # noqa: BLE001 - any client failure is this service's failure
-        result.failed.append(f"MCP: {type(exc).__name__}: {str(exc)[:160]}")
+        said = await _what_the_server_said(base, service, credential)
+        result.failed.append(f"MCP: {said or f'{type(exc).__name__}: {str(exc)[:160]}'}")
     return result
+
+
+async def _what_the_server_said(base: str, service: str, credential: str | None) -> str | None:
+    """The status and error text of the server's answer to an initialize, as it sent them:
+    a client library's "Server returned an error response" hides a clear 403."""
+    import httpx2 as httpx
+
+    headers = {"accept": "application/json, text/event-stream"}
+    if credential:
+        headers["authorization"] = f"Bearer {credential}"
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "fleet-smoke", "version": "1"},
+        },
+    }
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as http:
+            answer = await http.post(f"{base}/{service}/mcp", json=body, headers=headers)
+    except httpx.HTTPError:
+        return None
+    if answer.status_code < 400:
+        return None
+    challenge = answer.headers.get("www-authenticate", "")
+    text = " ".join(part for part in (challenge, answer.text.strip()) if part)
+    return f"HTTP {answer.status_code}: {text[:200]}"
 
 
 async def smoke(
