@@ -175,3 +175,34 @@ def test_loopback_auth_or_an_explicit_flag_may_serve(host, auth, flag, monkeypat
     monkeypatch.setenv("MCP_AUTH", auth)
     monkeypatch.setenv("MCP_API_KEYS", "[]")
     refuse_open_bind(host, flag)  # no exception
+
+
+async def test_reload_follows_services_created_and_removed_while_it_runs(scratch_services):
+    """Regression: a service made by `fleet new` while `fleet dev --reload` ran was not
+    served, and a removed one showed as broken with a hint to run `uv sync`."""
+    import asyncio
+    import shutil
+    import time
+
+    from fleet.new import create_service
+
+    workspace, make = scratch_services
+    first = make("first")
+    app = build_fleet_app(
+        [s for s in service_dirs(workspace) if s.name == first], reload=True, root=workspace
+    )
+    with serve(app) as base:
+        assert await greeting(base, first) == "Hello, Ada!"
+        later = f"later{first[-6:]}"
+        create_service(workspace, later, lock=False, log=lambda _: None)
+        created = time.monotonic()
+        while loopback_http().get(f"{base}/{later}/health").status_code != 200:
+            assert time.monotonic() - created < 10.0
+            await asyncio.sleep(0.1)
+        assert await greeting(base, later) == "Hello, Ada!"
+        shutil.rmtree(workspace / "services" / first)
+        removed = time.monotonic()
+        while loopback_http().get(f"{base}/{first}/health").status_code != 404:
+            assert time.monotonic() - removed < 10.0
+            await asyncio.sleep(0.1)
+        assert await greeting(base, later) == "Hello, Ada!"

@@ -60,7 +60,8 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     commit = source_commit(find_root(), ".")
     if commit is not None:
         os.environ["MCP_SOURCE_COMMIT"] = commit  # the working tree's, on every /health
-    app = build_fleet_app(services, reload=args.reload)
+    follow = find_root() if args.reload and not args.services else None
+    app = build_fleet_app(services, reload=args.reload, root=follow)
     base = f"http://{args.host}:{args.port}"
     for name, served in app.served.items():
         state = f"BROKEN: {served.app.reason}" if isinstance(served.app, Broken) else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -23,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from fleet.catalog import fleet_catalog
 from fleet.template import lambda_environment
-from fleet.workspace import ServiceDir
+from fleet.workspace import ServiceDir, service_dirs
 from mcp_common.app import AppSettings, create_app
 from mcp_common.hardening import HostOriginGuardMiddleware
 from mcp_common.settings import HttpSettings
@@ -112,11 +113,18 @@ class FleetApp:
     must not read it either."""
 
     def __init__(
-        self, served: dict[str, Served], settings: AppSettings | None = None, reload: bool = False
+        self,
+        served: dict[str, Served],
+        settings: AppSettings | None = None,
+        reload: bool = False,
+        root: Path | None = None,
     ) -> None:
         self.served = served
         self.settings = settings or AppSettings()
         self.reload = reload
+        self.root = root
+        """With --reload and no subset named: the workspace whose services/ is followed, so a
+        service created or removed while it runs is served or dropped."""
         http = self.settings.http
         self.own = HostOriginGuardMiddleware(
             self._own, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
@@ -214,11 +222,40 @@ class FleetApp:
                 await served.lifespan.close()
         await send({"type": "lifespan.shutdown.complete"})
 
+    async def follow_folders(self) -> None:
+        """Serve a service folder created since, drop one removed since."""
+        if self.root is None:
+            return
+        folders = {folder.name: folder for folder in service_dirs(self.root)}
+        for name in [name for name in self.served if name not in folders]:
+            gone = self.served.pop(name)
+            if gone.lifespan is not None:
+                await gone.lifespan.close()
+            logger.warning("service %r removed", name)
+        for name, folder in folders.items():
+            if name in self.served or not folder.package_dir.is_dir():
+                continue
+            source = str(folder.path / "src")
+            if importlib.util.find_spec(folder.package) is None and source not in sys.path:
+                sys.path.insert(0, source)  # not installed yet: `uv sync` comes later
+            importlib.invalidate_caches()
+            fresh = Served(folder, build_service_app(folder, self.settings))
+            fresh.sources = _sources(folder)
+            await self._start(fresh)
+            self.served[name] = fresh
+            state = "broken" if isinstance(fresh.app, Broken) else "added"
+            logger.warning("service %r %s at /%s/mcp", name, state, name)
+
     async def _watch(self) -> None:
-        """Rebuild a service whose Python files changed (new, edited or deleted)."""
+        """Rebuild a service whose Python files changed (new, edited or deleted); follow
+        service folders created or removed meanwhile."""
         while True:
             await asyncio.sleep(RELOAD_POLL_SECONDS)
-            for served in self.served.values():
+            try:
+                await self.follow_folders()
+            except Exception:  # a folder half-written by fleet new: try again next time
+                logger.exception("following services/ failed")
+            for served in list(self.served.values()):
                 try:
                     now = _sources(served.folder)
                     if now != served.sources:
@@ -244,7 +281,10 @@ class FleetApp:
 
 
 def build_fleet_app(
-    services: list[ServiceDir], settings: AppSettings | None = None, reload: bool = False
+    services: list[ServiceDir],
+    settings: AppSettings | None = None,
+    reload: bool = False,
+    root: Path | None = None,
 ) -> FleetApp:
     """One app per service folder, through the same factory (and settings) Lambda uses."""
     settings = settings or AppSettings()
@@ -252,4 +292,4 @@ def build_fleet_app(
     for folder in services:
         served[folder.name] = Served(folder, build_service_app(folder, settings))
         served[folder.name].sources = _sources(folder)
-    return FleetApp(served, settings, reload=reload)
+    return FleetApp(served, settings, reload=reload, root=root)
