@@ -183,3 +183,141 @@ def test_a_full_graph_is_refused_more_and_answers_within_its_bound(tmp_path):
         assert size <= 300_000 + 2_000  # the bound, and the JSON-RPC envelope
         _, opened, _ = rpc(running.base, "mallory", "open_nodes", {"names": ["e0-0", "nope"]})
         assert [e["name"] for e in opened["result"]["structuredContent"]["entities"]] == ["e0-0"]
+
+
+HUB_ENTITIES, HUB_RELATIONS = 10_000, 50_000
+
+
+def hub_graph(path: Path, tenant: str) -> None:
+    """A legal graph of the worst shape the report found: the most entities, the most
+    relations, all of them on 99 hub entities (built in-process: the same store)."""
+    from memory_service.graph import Entity, Relation
+    from memory_service.settings import get_settings
+    from memory_service.sqlite_store import SQLiteStore
+
+    store = SQLiteStore(path, get_settings().limits)
+    names = [f"e{i:05d}" for i in range(HUB_ENTITIES)]
+    relations = [
+        Relation.model_validate(
+            {"from": hub, "to": names[(k * 7 + j) % HUB_ENTITIES], "relationType": "r"}
+        )
+        for j, hub in enumerate(names[:99])
+        for k in range(HUB_RELATIONS // 99)
+    ]
+
+    async def fill() -> None:
+        await store.create_entities(
+            tenant, [Entity(name=n, entityType="t", observations=[]) for n in names]
+        )
+        await store.create_relations(tenant, relations)
+
+    asyncio.run(fill())
+    store.close()
+
+
+async def test_a_hub_shaped_graph_never_stalls_another_tenant(tmp_path):
+    """The report: with a legal hub-shaped graph, read_graph took 10.8 s, 12 concurrent reads
+    answered at 47.6 s and peaked at 518 MB, and another tenant reading at 10 requests/s saw a
+    p99 of 11.8 s. The victim here arrives at a fixed rate (an open loop: a stall shows as a
+    queue, not as fewer samples) while mallory's heavy reads run 12 at a time."""
+    store = tmp_path / "hub.sqlite"
+    await asyncio.to_thread(hub_graph, store, "mallory")
+    with start_service(RUN_SH, "/memory/health", env(store)) as running:
+        base = running.base
+        rpc(
+            base,
+            "victim",
+            "create_entities",
+            {"entities": [{"name": "mine", "entityType": "n", "observations": ["hi"]}]},
+        )
+        victim: list[float] = []
+
+        async def one_victim_read() -> None:
+            seconds, answer, _ = await asyncio.to_thread(rpc, base, "victim", "read_graph", {})
+            assert [e["name"] for e in answer["result"]["structuredContent"]["entities"]] == [
+                "mine"
+            ]
+            victim.append(seconds)
+
+        async def open_loop(rate: float, seconds: float) -> None:
+            calls = [asyncio.create_task(one_victim_read())]
+            started = time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds:
+                await asyncio.sleep(max(0.0, len(calls) / rate - elapsed))
+                calls.append(asyncio.create_task(one_victim_read()))
+            await asyncio.gather(*calls)
+
+        heavy = [
+            ("read_graph", {}),
+            ("search_nodes", {"query": "e0"}),
+            ("open_nodes", {"names": [f"e{i:05d}" for i in range(99)]}),
+        ]
+
+        alone = [rpc(base, "mallory", tool, arguments)[0] for tool, arguments in heavy]
+
+        def mallory() -> list[tuple[float, dict]]:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(12) as pool:
+                calls = [pool.submit(rpc, base, "mallory", *heavy[i % 3]) for i in range(12)]
+                return [call.result()[:2] for call in calls]
+
+        reader = asyncio.create_task(open_loop(rate=10, seconds=4))
+        together = await asyncio.to_thread(mallory)
+        await reader
+        peak = peak_rss_mb(running.process.pid)
+    ordered = sorted(victim)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    ran = [seconds for seconds, answer in together if not answer["result"].get("isError")]
+    refused = [seconds for seconds, answer in together if answer["result"].get("isError")]
+    print(
+        f"hub graph: alone {alone}, 12 at once: {sorted(ran)} ran, {len(refused)} refused; "
+        f"victim p99 {p99:.3f} s over {len(ordered)} reads, peak {peak:.0f} MB"
+    )
+    assert max(alone) < WORST_CALL_SECONDS, alone
+    # One principal runs MCP_MAX_CALLS_PER_PRINCIPAL (4) at once; the rest are refused at once.
+    assert len(ran) == 4
+    assert max(refused) < WORST_CALL_SECONDS
+    assert max(ran) < 4 * WORST_CALL_SECONDS, ran  # four sharing two cores
+    assert p99 < OTHER_TENANT_P99_SECONDS, (p99, statistics.median(ordered))
+    assert peak < PEAK_RSS_MB
+
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2026-07-28"])
+def test_the_answer_cap_holds_on_the_wire_at_every_revision(tmp_path, version):
+    """The report: entities of 4-byte characters made a 3.4 MB answer at 2025-06-18 but
+    7.2 MB at 2026-07-28, where the transport escapes non-ASCII (12 bytes an emoji) while the
+    cap measured UTF-8. The cap now measures the escaped form."""
+    cap = 40_000
+    limits = {"MEMORY_MAX_ANSWER_BYTES": str(cap)}
+    with start_service(RUN_SH, "/memory/health", env(tmp_path / "m.sqlite", **limits)) as running:
+        for call in range(3):
+            entities = [
+                {"name": f"😀{call}-{i}", "entityType": "😀", "observations": ["😀" * 500]}
+                for i in range(20)
+            ]
+            rpc(running.base, "mallory", "create_entities", {"entities": entities})
+        params: dict = {"name": "read_graph", "arguments": {}}
+        headers = {
+            "authorization": f"Bearer {KEYS['mallory']}",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": version,
+        }
+        if version == "2026-07-28":
+            params["_meta"] = MODERN_META
+            headers |= {"mcp-method": "tools/call", "mcp-name": "read_graph"}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+        response = loopback_http().post(f"{running.base}/memory/mcp", json=body, headers=headers)
+    text = response.text
+    payload = json.loads(
+        text.split("data: ", 1)[1] if text.startswith(("event:", "data:")) else text
+    )
+    assert payload["result"]["structuredContent"]["truncated"] is True
+    assert len(response.content) <= cap + 2_000  # the cap, and the JSON-RPC envelope

@@ -21,9 +21,9 @@ membership test walks a list.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field
@@ -249,36 +249,64 @@ def search(graph: KnowledgeGraph, query: str) -> KnowledgeGraph:
     return KnowledgeGraph(entities=entities, relations=touching(graph.relations, names))
 
 
-def bounded(
-    graph: KnowledgeGraph, limit: int, size: Callable[[KnowledgeGraph], int]
-) -> KnowledgeGraph:
+class AnswerCosts(Protocol):
+    """What an answer costs on the wire, item by item (tools/graph.py knows the format)."""
+
+    def entity(self, entity: Entity) -> int: ...
+
+    def relation(self, relation: Relation) -> int: ...
+
+    def total(self, entities: Sequence[int], relations: Sequence[int], message: str | None) -> int:
+        """The whole answer's bytes, given its items' costs (and its cut message, if cut)."""
+        ...
+
+
+def cut_message(kept: int, whole: int) -> str:
+    return (
+        f"The answer is cut to its size limit: {kept} of {whole} entities and the relations "
+        "touching them. Narrow it: search_nodes with a query, or open_nodes with the names you "
+        "need."
+    )
+
+
+def bounded(graph: KnowledgeGraph, limit: int, costs: AnswerCosts) -> KnowledgeGraph:
     """`graph`, or the longest prefix of its entities (with the relations touching them)
-    whose answer fits `limit` bytes, marked truncated. `size` measures an answer."""
-    if size(graph) <= limit:
-        return graph
+    whose answer fits `limit` bytes, marked truncated.
 
-    def cut(kept: int) -> KnowledgeGraph:
-        names = {entity.name for entity in graph.entities[:kept]}
-        return KnowledgeGraph(
-            entities=graph.entities[:kept],
-            relations=touching(graph.relations, names),
-            truncated=True,
-            message=(
-                f"The answer is cut to its size limit: {kept} of {len(graph.entities)} entities "
-                "and the relations touching them. Narrow it: search_nodes with a query, or "
-                "open_nodes with the names you need."
-            ),
-        )
-
-    fits, low, high = cut(0), 1, len(graph.entities)
-    while low <= high:  # binary search: O(log n) measurements
-        middle = (low + high) // 2
-        candidate = cut(middle)
-        if size(candidate) <= limit:
-            fits, low = candidate, middle + 1
-        else:
-            high = middle - 1
-    return fits
+    One pass, stopping at the limit: each item is measured once, when it would join the
+    answer (a relation joins with the first of its ends), and a prefix's size is a running
+    sum, so the work is linear in what the answer holds, whatever the graph's shape (a hub
+    entity with thousands of relations included)."""
+    position = {entity.name: index for index, entity in enumerate(graph.entities)}
+    whole = len(graph.entities)
+    joins: list[list[int]] = [[] for _ in range(whole + 1)]  # the last: touching no entity
+    for index, relation in enumerate(graph.relations):
+        first = min(position.get(relation.from_, whole), position.get(relation.to, whole))
+        joins[first].append(index)
+    entity_costs: list[int] = []
+    relation_costs: list[int] = []
+    kept = 0
+    for index, entity in enumerate(graph.entities):
+        entity_costs.append(costs.entity(entity))
+        relation_costs.extend(costs.relation(graph.relations[r]) for r in joins[index])
+        if (
+            kept == index
+            and costs.total(entity_costs, relation_costs, cut_message(index + 1, whole)) <= limit
+        ):
+            kept = index + 1  # a prefix that fits, cut message and all
+        elif costs.total(entity_costs, relation_costs, None) > limit:
+            break  # not even uncut: the answer is the prefix found
+    if len(entity_costs) == whole:  # every entity measured: does the whole, uncut, fit?
+        relation_costs.extend(costs.relation(graph.relations[r]) for r in joins[whole])
+        if costs.total(entity_costs, relation_costs, None) <= limit:
+            return graph
+    included = sorted(r for index in range(kept) for r in joins[index])
+    return KnowledgeGraph.model_construct(
+        entities=graph.entities[:kept],
+        relations=[graph.relations[r] for r in included],
+        truncated=True,
+        message=cut_message(kept, whole),
+    )
 
 
 def open_nodes(graph: KnowledgeGraph, names: Sequence[str]) -> KnowledgeGraph:

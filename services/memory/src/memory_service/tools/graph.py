@@ -8,7 +8,9 @@ principal) has a graph of its own.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastmcp.tools import ToolResult, tool
@@ -70,18 +72,105 @@ def _answer(payload: dict[str, Any], text: str | None = None) -> ToolResult:
 
 
 def answer_bytes(found: KnowledgeGraph) -> int:
-    """The bytes an answer carrying `found` takes in the JSON-RPC result: structuredContent
-    (compact JSON) and the indented text, escaped as a JSON string."""
+    """The bytes an answer carrying `found` takes in the JSON-RPC result, at every protocol
+    revision: structuredContent (compact JSON) and the indented text as a JSON string, both
+    with non-ASCII escaped (the 2026-07-28 transport escapes it: 12 bytes for a 4-byte
+    character, where UTF-8 takes 4). Serialises the whole answer: for tests and checks."""
     payload = found.dump()
     text = json.dumps(payload, indent=2, ensure_ascii=False)
-    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()) + len(
-        json.dumps(text, ensure_ascii=False).encode()
-    )
+    compact = json.dumps(payload, separators=(",", ":"))
+    return len(compact) + len(json.dumps(text))
 
 
-def _graph_answer(found: KnowledgeGraph) -> ToolResult:
-    """`found`, cut to MEMORY_MAX_ANSWER_BYTES if it is larger (and marked truncated)."""
-    return _answer(bounded(found, get_store().limits.answer_bytes, answer_bytes).dump())
+def _escaped(text: str) -> int:
+    """Bytes of `text` inside a JSON string, non-ASCII escaped."""
+    return len(json.dumps(text)) - 2
+
+
+def _text_cost(value: Any, level: int) -> int:
+    """Bytes of `value` in the indented text (json.dumps(indent=2)) at nesting `level`, once
+    that text is itself escaped as a JSON string (a newline is 2 bytes there)."""
+    if isinstance(value, str):
+        return _escaped(json.dumps(value, ensure_ascii=False))
+    if isinstance(value, dict | list):
+        if not value:
+            return 2
+        pairs = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+        inner = 0
+        for key, item in pairs:
+            inner += 2 * (level + 1) + _text_cost(item, level + 1)
+            if key is not None:
+                inner += _escaped(json.dumps(key, ensure_ascii=False)) + 2  # `"key": `
+        return 1 + 2 + inner + 3 * (len(value) - 1) + 2 + 2 * level + 1
+    return len(json.dumps(value))
+
+
+EMPTY_STRING = len(json.dumps("")) + _text_cost("", 0)
+"""What `""` takes in both renderings: a shape is measured with empty strings."""
+
+
+class WireCosts:
+    """`answer_bytes`, item by item (graph.bounded sums them). An item's cost is its shape's
+    (measured once, with empty strings) plus each of its strings' (measured once per distinct
+    string: a hub's name is measured once, not once per relation)."""
+
+    def __init__(self) -> None:
+        self._strings: dict[str, int] = {}
+        self._shapes: dict[int, int] = {}
+        self._relation_shape = self._item({"from": "", "to": "", "relationType": ""})
+
+    @staticmethod
+    def _item(item: dict[str, Any]) -> int:
+        compact = len(json.dumps(item, separators=(",", ":"))) + 1  # and its comma
+        return compact + _text_cost(item, 2) + 4 + 3  # its indent, its ",\n"
+
+    def _string(self, text: str) -> int:
+        """What a string adds beyond an empty one, in both renderings."""
+        cost = self._strings.get(text)
+        if cost is None:
+            cost = len(json.dumps(text)) + _text_cost(text, 0) - EMPTY_STRING
+            if len(self._strings) < 100_000:
+                self._strings[text] = cost
+        return cost
+
+    def entity(self, entity: Entity) -> int:
+        count = len(entity.observations)
+        shape = self._shapes.get(count)
+        if shape is None:
+            shape = self._shapes[count] = self._item(
+                {"name": "", "entityType": "", "observations": [""] * count}
+            )
+        strings = self._string(entity.name) + self._string(entity.entityType)
+        return shape + strings + sum(self._string(o) for o in entity.observations)
+
+    def relation(self, relation: Relation) -> int:
+        strings = self._string(relation.from_) + self._string(relation.relationType)
+        return self._relation_shape + strings + self._string(relation.to)
+
+    def total(self, entities: Sequence[int], relations: Sequence[int], message: str | None) -> int:
+        """Both renderings of {"entities": [...], "relations": [...][, "truncated", "message"]}:
+        a list's brackets, newlines and closing indent add 6 bytes to its items' (4 if empty)."""
+        entries = [
+            ("entities", sum(entities) + 6 if entities else 4),
+            ("relations", sum(relations) + 6 if relations else 4),
+        ]
+        if message is not None:
+            entries += [
+                ("truncated", 4 + 4),
+                ("message", len(json.dumps(message)) + _text_cost(message, 1)),
+            ]
+        keys = sum(len(json.dumps(k)) + 1 + _escaped(json.dumps(k)) + 4 for k, _ in entries)
+        return 10 + 4 * (len(entries) - 1) + keys + sum(value for _, value in entries)
+
+
+def _bounded_answer(found: KnowledgeGraph) -> ToolResult:
+    return _answer(bounded(found, get_store().limits.answer_bytes, WireCosts()).dump())
+
+
+async def _graph_answer(found: KnowledgeGraph) -> ToolResult:
+    """`found`, cut to MEMORY_MAX_ANSWER_BYTES if it is larger (and marked truncated),
+    measured and serialised in a worker thread: the event loop keeps serving everyone."""
+    return await asyncio.to_thread(_bounded_answer, found)
 
 
 def _done(message: str) -> ToolResult:
@@ -190,7 +279,7 @@ async def delete_relations(
 )
 async def read_graph() -> ToolResult:
     """This caller's whole graph (cut to the answer limit, and marked so, if larger)."""
-    return _graph_answer(await get_store().read_graph(current_principal()))
+    return await _graph_answer(await get_store().read_graph(current_principal()))
 
 
 @tool(
@@ -209,7 +298,7 @@ async def search_nodes(
 ) -> ToolResult:
     """Entities matching `query` (case-insensitive) and the relations touching them."""
     whole = await get_store().read_graph(current_principal())
-    return _graph_answer(graph.search(whole, query))
+    return await _graph_answer(await asyncio.to_thread(graph.search, whole, query))
 
 
 @tool(
@@ -223,4 +312,4 @@ async def open_nodes(
 ) -> ToolResult:
     """The named entities (missing ones skipped) and the relations touching them."""
     check_call_size(len(names), get_store().limits)
-    return _graph_answer(await get_store().read_nodes(current_principal(), unique(names)))
+    return await _graph_answer(await get_store().read_nodes(current_principal(), unique(names)))
