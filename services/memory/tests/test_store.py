@@ -217,3 +217,40 @@ async def test_read_nodes_is_open_nodes_on_the_whole_graph(store):
     assert await store.read_nodes("grace", ["Ada"]) == open_nodes(
         await store.read_graph("grace"), ["Ada"]
     )
+
+
+async def test_a_delete_racing_a_change_counts_the_bytes_once(store, monkeypatch):
+    """The report: delete_entities racing delete_observations on one entity drove the byte
+    counter below zero (2.16 MB held against a 1 MB quota). Here the change lands between the
+    delete's read and its write, every time; afterwards the quota must hold to the byte."""
+    page = "x" * 3997  # an entity: 4,000 bytes
+    await store.create_entities("t", [entity("e0", "k", page, "y" * 1000)])
+    if hasattr(store, "_delete_keys"):  # DynamoDB: read, then a transaction
+        from memory_service.graph import remove_observations
+
+        real = type(store)._delete_keys
+        raced = []
+
+        def delete_after_a_change(self, tenant, present, *args, **kwargs):
+            if not raced:
+                raced.append(True)
+                found = self._get_many(tenant, list(present))
+                existing = {item["name"]: list(item["observations"]) for item in found.values()}
+                deletion = [ObservationDeletion(entityName="e0", observations=["y" * 1000])]
+                self._update_observations(tenant, found, remove_observations(existing, deletion))
+            return real(self, tenant, present, *args, **kwargs)
+
+        monkeypatch.setattr(type(store), "_delete_keys", delete_after_a_change)
+        await store.delete_entities("t", ["e0"])
+        assert raced
+    else:  # SQLite: one transaction each, so the two are simply concurrent
+        await asyncio.gather(
+            store.delete_entities("t", ["e0"]),
+            store.delete_observations(
+                "t", [ObservationDeletion(entityName="e0", observations=["y" * 1000])]
+            ),
+        )
+    assert (await store.read_graph("t")).entities == []
+    await store.create_entities("t", [entity(f"f{n}", "k", page) for n in range(5)])  # 20,000
+    with pytest.raises(LimitExceeded, match="MEMORY_MAX_BYTES_PER_TENANT"):
+        await store.create_entities("t", [entity("g", "k", "z")])  # one more byte: refused

@@ -364,19 +364,25 @@ class DynamoDBStore:
         await self._run(lambda: self._retrying(attempt))
 
     def _delete_keys(
-        self, tenant: str, keys: list[str], entities: int, relations: int, size: int
+        self, tenant: str, present: dict[str, dict], entities: int, relations: int, size: int
     ) -> None:
-        """Delete existing items in one transaction, and count them off the tenant's totals."""
-        actions = [
-            {
-                "Delete": {
-                    "TableName": self.table,
-                    "Key": self._key(tenant, sk),
-                    "ConditionExpression": "attribute_exists(sk)",
-                }
+        """Delete existing items in one transaction, and count them off the tenant's totals.
+
+        An entity is deleted only if it is still the version read: its size is what is
+        counted off, so a concurrent change to its observations must not be counted twice
+        (a delete racing delete_observations drove the byte count below zero: a quota
+        bypass). A relation never changes once written."""
+        actions = []
+        for sk, item in present.items():
+            delete: dict[str, Any] = {
+                "TableName": self.table,
+                "Key": self._key(tenant, sk),
+                "ConditionExpression": "attribute_exists(sk)",
             }
-            for sk in keys
-        ]
+            if "version" in item:
+                delete["ConditionExpression"] = "version = :read"
+                delete["ExpressionAttributeValues"] = {":read": {"N": str(int(item["version"]))}}
+            actions.append({"Delete": delete})
         counter = self._counter(tenant, entities=-entities, relations=-relations, size=-size)
         self._transact([*actions, counter])
 
@@ -391,7 +397,7 @@ class DynamoDBStore:
             count = len(present)
             self._delete_keys(
                 tenant,
-                list(present),
+                present,
                 entities=count if kind == "entities" else 0,
                 relations=count if kind == "relations" else 0,
                 size=sum(_item_bytes(item) for item in present.values()),
