@@ -174,6 +174,49 @@ class TestProtocolVersions:
         assert response.json()["error"]["code"] == -32020
         assert response.json()["id"] == 301
 
+    def test_an_unknown_version_without_an_envelope_lists_the_supported_ones(self, url):
+        """The report: MCP-Protocol-Version 2099-01-01 got -32602 about a missing `_meta`
+        envelope; a client learns nothing from it. Now: -32022, the request's id, and the
+        versions this server speaks."""
+        body = {"jsonrpc": "2.0", "id": 77, "method": "tools/list"}
+        response = post(url, body, mcp_protocol_version="2099-01-01")
+        assert response.status_code == 400
+        answer = response.json()
+        assert answer["id"] == 77
+        assert answer["error"]["code"] == -32022
+        assert answer["error"]["data"]["requested"] == "2099-01-01"
+        assert {"2025-06-18", "2026-07-28"} <= set(answer["error"]["data"]["supported"])
+
+    @pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+    def test_a_406_carries_the_request_id(self, url, version):
+        """The report: `Accept: text/event-stream` alone got `"id": null` at 2025-11-25 and an
+        empty body at 2026-07-28."""
+        body = {"jsonrpc": "2.0", "id": 78, "method": "tools/list"}
+        if version == "2026-07-28":
+            body["params"] = {"_meta": {
+                "io.modelcontextprotocol/protocolVersion": version,
+                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }}  # fmt: skip
+        response = post(url, body, accept="text/event-stream", mcp_protocol_version=version,
+                        mcp_method="tools/list")  # fmt: skip
+        assert response.status_code == 406
+        assert response.json()["id"] == 78
+        assert response.json()["error"]["message"]
+
+    def test_an_oversized_progress_token_is_refused(self, url):
+        """The report: a 1 MB progressToken made an 81 MB answer (every notification echoes it)."""
+        body = {
+            "jsonrpc": "2.0",
+            "id": 79,
+            "method": "tools/call",
+            "params": {"name": "x", "arguments": {}, "_meta": {"progressToken": "t" * 300}},
+        }
+        response = post(url, body, mcp_protocol_version="2025-06-18")
+        assert response.status_code == 400
+        assert response.json()["id"] == 79
+        assert "progressToken" in response.json()["error"]["message"]
+
     def test_supported_modern_version_is_served(self, url):
         response = self.discover(url, "2026-07-28", "2026-07-28")
         assert response.status_code == 200
@@ -255,6 +298,28 @@ def test_slow_tool_hits_the_deadline_as_a_tool_error(url):
     assert result["isError"] is True
     assert "did not finish within 0.5 s" in result["content"][0]["text"]
     assert elapsed < 2.5
+
+
+@pytest.mark.parametrize("client", ["fastmcp", "sdk-legacy", "sdk-2026-07-28"])
+async def test_the_deadline_answer_is_a_tool_result_both_clients_read(url, client):
+    """The report: the buffered deadline answer lacked `resultType`, so fastmcp's client and
+    the SDK's raised a ValidationError at 2026-07-28 instead of showing the message."""
+    from fastmcp import Client
+    from mcp.client import Client as SDKClient
+    from mcp.client.streamable_http import streamable_http_client
+
+    if client == "fastmcp":
+        async with Client(f"{url}/sample/mcp") as mcp:
+            result = await mcp.call_tool("sleepy", {"seconds": 3}, raise_on_error=False)
+        assert result.is_error
+        assert "did not finish within 0.5 s" in result.content[0].text
+        return
+    async with httpx.AsyncClient() as http:
+        transport = streamable_http_client(f"{url}/sample/mcp", http_client=http)
+        async with SDKClient(transport, mode=client.removeprefix("sdk-")) as sdk:
+            result = await sdk.call_tool("sleepy", {"seconds": 3})
+    assert result.is_error
+    assert "did not finish within 0.5 s" in result.content[0].text
 
 
 HEADER_NAMES = st.sampled_from(

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from mcp_types.version import SUPPORTED_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,6 +42,7 @@ MCP_CORS_HEADERS = [
     "last-event-id",
 ]
 INVALID_REQUEST = -32600
+UNSUPPORTED_VERSION = -32022  # the 2026-07-28 revision's code; its data lists the versions
 
 
 class TrailingSlashMiddleware:
@@ -154,9 +158,94 @@ class HostOriginGuardMiddleware:
         return origin_host in LOOPBACK_HOSTS and parse_host(host_header) in LOOPBACK_HOSTS
 
 
-def _jsonrpc_error(status: int, code: int, message: str, request_id: Any = None) -> JSONResponse:
-    body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+def _jsonrpc_error(
+    status: int, code: int, message: str, request_id: Any = None, data: Any = None
+) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    body = {"jsonrpc": "2.0", "id": request_id, "error": error}
     return JSONResponse(body, status_code=status)
+
+
+ENVELOPE_VERSION = "io.modelcontextprotocol/protocolVersion"
+MAX_PROGRESS_TOKEN_BYTES = 256
+"""Every progress notification echoes the token: a 1 MB token made an 81 MB answer."""
+
+
+@dataclass
+class _Refusal:
+    error: dict[str, Any]
+    response: JSONResponse
+
+
+def _protocol_refusal(scope: Scope, message: dict[str, Any]) -> _Refusal | None:
+    """An unsupported protocol version (answered with the versions this server speaks, as
+    the 2026 revision's -32022 does) or an oversized progress token, refused with the
+    request's id before the library parses anything."""
+    request_id = request_id_of(message)
+    version = _header(scope, b"mcp-protocol-version")
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    enveloped = isinstance(meta, dict) and ENVELOPE_VERSION in meta  # the library judges those
+    if version and version not in SUPPORTED_PROTOCOL_VERSIONS and not enveloped:
+        text = f"unsupported protocol version {version[:40]!r}; supported: " + ", ".join(
+            SUPPORTED_PROTOCOL_VERSIONS
+        )
+        data = {"supported": list(SUPPORTED_PROTOCOL_VERSIONS), "requested": version[:40]}
+        response = _jsonrpc_error(400, UNSUPPORTED_VERSION, text, request_id, data)
+        return _Refusal({"message": text}, response)
+    if isinstance(meta, dict) and "progressToken" in meta:
+        size = len(json.dumps(meta["progressToken"]))
+        if size > MAX_PROGRESS_TOKEN_BYTES:
+            text = (
+                f"progressToken is {size} bytes; at most {MAX_PROGRESS_TOKEN_BYTES} "
+                "(every progress notification echoes it)"
+            )
+            return _Refusal({"message": text}, _jsonrpc_error(400, -32602, text, request_id))
+    return None
+
+
+def _406_with_id(send: Send, request_id: Any) -> Send:
+    """The library's 406 (an Accept header it cannot answer) as a JSON-RPC error carrying
+    the request's id, at every revision (it answered `"id": null`, or an empty body)."""
+    state: dict[str, Any] = {"refused": False, "body": b""}
+
+    async def guarded(message: Message) -> None:
+        if message["type"] == "http.response.start" and message.get("status") == 406:
+            state["refused"], state["start"] = True, message
+            return
+        if not state["refused"]:
+            await send(message)
+            return
+        state["body"] += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        try:
+            said = json.loads(state["body"] or b"{}").get("error", {}).get("message")
+        except (ValueError, AttributeError):
+            said = None
+        text = said or "Not Acceptable: Accept must include application/json and text/event-stream"
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "error": {"code": INVALID_REQUEST, "message": text},
+            }
+        ).encode()
+        headers = [
+            (k, v)
+            for k, v in state["start"].get("headers", [])
+            if k.lower() not in (b"content-length", b"content-type")
+        ]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({**state["start"], "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return guarded
 
 
 def request_id_of(message: object) -> str | int | None:
@@ -263,6 +352,13 @@ class RequestGuardMiddleware:
             )
             await response(scope, receive, send)
             return
+        refusal = _protocol_refusal(scope, message)
+        if refusal is not None:
+            if record is not None:
+                record.error = refusal.error["message"]
+            await refusal.response(scope, receive, send)
+            return
+        send = _406_with_id(send, request_id_of(message))
         method = message.get("method")
         tool = _tool_name(message) if method == "tools/call" else None
         if record is not None:
@@ -276,8 +372,10 @@ class RequestGuardMiddleware:
             self._in_flight[principal] = self._in_flight.get(principal, 0) + 1
             try:
                 if calls is not None:  # streaming: the deadline is applied around the tool
-                    with calls.track(message["id"]):
-                        await self.app(scope, _replay(body, receive), send)
+                    session = _header(scope, b"mcp-session-id")
+                    with calls.track(message["id"], session) as call:
+                        silent = _silent_after_cancel(call, send)
+                        await self.app(scope, _replay(body, receive), silent)
                 else:
                     await self._call_with_deadline(
                         scope, _replay(body, receive), send, message["id"], tool
@@ -290,7 +388,7 @@ class RequestGuardMiddleware:
                     del self._in_flight[principal]
         else:
             if method == "notifications/cancelled" and calls is not None:
-                calls.cancel(message.get("params"))
+                calls.cancel(message.get("params"), _header(scope, b"mcp-session-id"))
             await self.app(scope, _replay(body, receive), send)
 
     async def _too_many(
@@ -469,6 +567,27 @@ def tool_error_response(scope: Scope, request_id: Any, text: str) -> JSONRespons
     if version.decode("latin-1") in STATELESS_REVISIONS:
         result["resultType"] = "complete"
     return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return next((v for k, v in scope["headers"] if k == name), b"").decode("latin-1")
+
+
+def _silent_after_cancel(call: Any, send: Send) -> Send:
+    """A call its client cancelled ends its stream without a response: the spec says the
+    receiver SHOULD NOT answer, and clients report an answer to a cancelled request as one
+    for an unknown id."""
+
+    async def guarded(message: Message) -> None:
+        if (
+            call.cancelled_by_client
+            and message["type"] == "http.response.body"
+            and b'"result"' in message.get("body", b"")
+        ):
+            message = {**message, "body": b""}
+        await send(message)
+
+    return guarded
 
 
 def _tool_name(message: dict[str, Any]) -> object:

@@ -51,7 +51,7 @@ BOTH_ACCEPTED = b"application/json, text/event-stream"
 class InFlightCall:
     """A `tools/call` being served, which its own principal may cancel."""
 
-    key: tuple[str, str]
+    key: tuple[str, str, str]
     task: asyncio.Task[Any] | None = None
     cancelled_by_client: bool = False
 
@@ -64,39 +64,46 @@ class InFlightCall:
 _current_call: ContextVar[InFlightCall | None] = ContextVar("mcp_streamed_call", default=None)
 
 
-def _key(principal: str, request_id: object) -> tuple[str, str]:
+def _key(principal: str, request_id: object, session: str = "") -> tuple[str, str, str]:
     """Ids compare as JSON values: 7 and "7" are different requests."""
-    return principal, json.dumps(request_id, sort_keys=True)
+    return principal, session, json.dumps(request_id, sort_keys=True)
 
 
 @dataclass
 class InFlightCalls:
-    """The process's calls in flight, by (principal, JSON-RPC id)."""
+    """The process's calls in flight, by (principal, client session, JSON-RPC id).
 
-    calls: dict[tuple[str, str], InFlightCall] = field(default_factory=dict)
+    Two clients under one principal (everyone under MCP_AUTH=none, people sharing a key) may
+    both use id 1. With an `Mcp-Session-Id`, the session tells them apart; without one, a
+    cancel that names two calls in flight is ambiguous and cancels neither: a cancel stops
+    at most the sender's own call."""
+
+    calls: dict[tuple[str, str, str], list[InFlightCall]] = field(default_factory=dict)
 
     @contextlib.contextmanager
-    def track(self, request_id: object) -> Iterator[InFlightCall]:
+    def track(self, request_id: object, session: str = "") -> Iterator[InFlightCall]:
         """Register the caller's call with this id while it is served."""
-        call = InFlightCall(_key(_principal(), request_id))
-        registered = self.calls.setdefault(call.key, call) is call  # a reused id: first wins
+        call = InFlightCall(_key(_principal(), request_id, session))
+        self.calls.setdefault(call.key, []).append(call)
         token = _current_call.set(call)
         try:
             yield call
         finally:
             _current_call.reset(token)
-            if registered:
+            same = self.calls[call.key]
+            same.remove(call)
+            if not same:
                 del self.calls[call.key]
 
-    def cancel(self, params: object) -> bool:
+    def cancel(self, params: object, session: str = "") -> bool:
         """Cancel the caller's own call named by `notifications/cancelled` params, if it is in
-        flight in this process."""
+        flight in this process and no other call shares its principal, session and id."""
         if not isinstance(params, dict) or "requestId" not in params:
             return False
-        call = self.calls.get(_key(_principal(), params["requestId"]))
-        if call is None:
-            return False
-        call.cancel()
+        same = self.calls.get(_key(_principal(), params["requestId"], session), [])
+        if len(same) != 1:
+            return False  # none, or ambiguous: never stop another client's call
+        same[0].cancel()
         return True
 
 
@@ -179,10 +186,11 @@ class JsonAnswersMiddleware:
         headers = [(k, v) for k, v in scope["headers"] if k != b"accept"]
         scope = dict(scope, headers=[*headers, (b"accept", BOTH_ACCEPTED)])
         streamed = False
-        events: list[bytes] = []
+        pending = b""  # an event not yet complete: the largest event is what is held
+        answer = _NO_ANSWER
 
         async def collapse(message: Message) -> None:
-            nonlocal streamed
+            nonlocal streamed, pending, answer
             if message["type"] == "http.response.start":
                 content_type = dict(message.get("headers", [])).get(b"content-type", b"")
                 streamed = content_type.startswith(b"text/event-stream")
@@ -197,14 +205,20 @@ class JsonAnswersMiddleware:
             if not streamed:
                 await send(message)
                 return
-            chunk = message.get("body", b"")
+            pending += message.get("body", b"").replace(b"\r\n", b"\n")
+            *complete, pending = pending.split(b"\n\n")
+            for event in complete:
+                found = _response_of(event)
+                if found is not None:
+                    answer = found
             if message.get("more_body"):
-                events.append(chunk)
-                if chunk.lstrip().startswith(b":"):  # a keep-alive comment
+                if complete:  # a keep-alive or a dropped progress event: a byte on the wire
                     await send({"type": "http.response.body", "body": b" ", "more_body": True})
                 return
-            events.append(chunk)
-            await send({"type": "http.response.body", "body": _last_response(b"".join(events))})
+            found = _response_of(pending)
+            await send(
+                {"type": "http.response.body", "body": found if found is not None else answer}
+            )
 
         await self.app(scope, receive, collapse)
 
@@ -212,23 +226,21 @@ class JsonAnswersMiddleware:
 _NO_ANSWER = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"the call ended without an answer"}}'
 
 
-def _last_response(stream: bytes) -> bytes:
-    """The last JSON-RPC response (a result or an error) of an SSE body."""
-    answer = _NO_ANSWER
-    for event in stream.replace(b"\r\n", b"\n").split(b"\n\n"):
-        data = b"\n".join(
-            line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
-        )
-        if not data:
-            continue
-        try:
-            message = json.loads(data)
-        except ValueError:
-            continue
-        if (
-            isinstance(message, dict)
-            and "id" in message
-            and ("result" in message or "error" in message)
-        ):
-            answer = data
-    return answer
+def _response_of(event: bytes) -> bytes | None:
+    """The JSON-RPC response (a result or an error) an SSE event carries, if it carries one."""
+    data = b"\n".join(
+        line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
+    )
+    if not data:
+        return None
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    if (
+        isinstance(message, dict)
+        and "id" in message
+        and ("result" in message or "error" in message)
+    ):
+        return data
+    return None
