@@ -68,7 +68,7 @@ def test_a_hung_key_store_never_hangs_the_service():
             **AWS_TEST_ENV,
         )
         started = time.monotonic()
-        with start_service(RUN_SH, "/math/health", settings, timeout=30) as service:
+        with start_service(RUN_SH, "/math/health", settings, timeout=60) as service:
             ready = time.monotonic() - started
             answers: list[tuple[float, httpx.Response]] = []
 
@@ -86,10 +86,11 @@ def test_a_hung_key_store_never_hangs_the_service():
             for thread in threads:
                 thread.join(30)
             output = service.output()
-    assert ready <= 15, ready
+    # Bounds with room for a CPU burner per core (17-19 s seen there); the defect was minutes.
+    assert ready <= 45, ready
     assert len(answers) == 4
     for seconds, response in answers:
-        assert seconds <= 12, seconds
+        assert seconds <= 20, seconds
         assert response.status_code in (401, 503), response.text  # never a 200 tool error
         if response.status_code == 503:
             assert response.headers["retry-after"] == "5"
