@@ -136,7 +136,7 @@ def test_every_service_role_carries_the_boundary():
         ("S3:GetObject", "arn:aws:s3:::someone-elses-bucket/x"),
         (
             "logs:PutLogEvents",
-            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/mcp-memory:*",
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/mcp-fleet/mcp/memory:*",
         ),
         # A stack whose name starts with this one's: "mcp-staging" is not "mcp".
         ("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/mcp-Weather-9ZY8X7x-T"),
@@ -169,7 +169,7 @@ def test_what_a_service_needs_passes_the_boundary(boundary):
     assert permitted([table_policy, memory], "dynamodb:Query", MEMORY_TABLE + "/index/by_target")
     assert permitted(
         [memory], "logs:PutLogEvents",
-        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/mcp-memory:log-stream:x",
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/mcp-fleet/mcp/memory:log-stream:x",
     )  # fmt: skip
     assert permitted(
         [memory], "ssm:GetParameter",

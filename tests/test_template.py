@@ -309,7 +309,7 @@ def test_a_service_chooses_buffered_or_streamed_answers_in_its_own_stack(
 
 def test_the_log_group_has_retention_and_the_function_writes_to_it(service_cfn):
     group = service_cfn["Resources"]["LogGroup"]["Properties"]
-    assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${Fleet}-${Service}"}
+    assert group["LogGroupName"] == {"Fn::Sub": "/mcp-fleet/${Fleet}/${Service}"}
     assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     function = service_cfn["Resources"]["Function"]["Properties"]
     assert function["LoggingConfig"] == {
@@ -432,16 +432,20 @@ def test_fleet_wide_alarm_on_api_5xx(cfn):
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5XXError")
 
 
-def test_saved_queries_read_every_service_log_group(cfn):
+def test_saved_queries_select_every_service_log_group_whatever_their_number(cfn, service_cfn):
+    """A LogGroupNames list holds at most 50 groups: the queries select the fleet's groups by
+    a prefix only this stack's service groups carry, so they run at 3 or 200 services."""
     queries = resources_of(cfn, "AWS::Logs::QueryDefinition")
     names = " ".join(json.dumps(q["Properties"]["Name"]) for q in queries.values())
     for topic in ("slowest tools", "errors by tool and principal", "cold starts"):
         assert topic in names
-    expected = sorted(logical_id(service) for service in SERVICES)
+    group = service_cfn["Resources"]["LogGroup"]["Properties"]["LogGroupName"]["Fn::Sub"]
+    prefix = "/mcp-fleet/${AWS::StackName}/"
+    assert group == "/mcp-fleet/${Fleet}/${Service}"  # Fleet is the root's stack name
     for query in queries.values():
-        groups = query["Properties"]["LogGroupNames"]
-        assert all(group["Fn::GetAtt"][1] == "Outputs.LogGroup" for group in groups)
-        assert sorted(group["Fn::GetAtt"][0] for group in groups) == expected
+        assert "LogGroupNames" not in query["Properties"]
+        text = query["Properties"]["QueryString"]["Fn::Sub"]
+        assert text.startswith(f"SOURCE logGroups(namePrefix: ['{prefix}'])")
 
 
 def evaluate(node: Any) -> Any:

@@ -74,7 +74,7 @@ def test_leftovers_of_a_deleted_folder_are_named_with_the_fix(workspace):
     [leftover] = [fault for fault in faults if "still registers" in fault]
     assert f"still registers {SERVICE!r}" in leftover
     assert "route /" in leftover
-    assert "log groups of" in leftover
+    assert "route throttle" in leftover
     assert f"run `uv run fleet remove {SERVICE}`" in leftover
 
 

@@ -33,19 +33,40 @@ def test_a_service_costs_one_root_resource_and_two_api_resources(usage):
     assert usage["root stack: parameters"].per_service == 0
 
 
+KNOWN_PAST_A_DEFAULT = ("REST API: resources", "one operation", "Cognito")
+"""Quotas 200 services exceed by default, each with its way past in the README: a raised
+API quota, growing a stack in batches, another issuer for 48+ services with Cognito."""
+
+
+def by_start(usage: dict, start: str):
+    [item] = [item for name, item in usage.items() if name.startswith(start)]
+    return item
+
+
+def test_per_service_quota_use_is_pinned(usage):
+    """One IAM role per service (CodeDeploy's role is one per stack), three stacks (its own,
+    its settings, its response mode), 21 resources in a first deploy, two API resources."""
+    stacks = by_start(usage, "IAM roles").name.split("; ")[1].split(" ")[0]
+    assert by_start(usage, "IAM roles").per_service == int(stacks) * 1
+    assert by_start(usage, "CloudFormation stacks").per_service == int(stacks) * 3
+    assert by_start(usage, "one operation").per_service <= 21
+    assert by_start(usage, "CodeDeploy applications").per_service == 0
+    assert usage["REST API: resources"].per_service == 2
+
+
 def test_at_200_services_every_stack_stays_within_cloudformations_limits(usage):
     for item, value in projection(list(usage.values()), SERVICES, PROJECTED_SERVICES):
-        if item.name != "REST API: resources":  # an adjustable quota: see the next test
+        if not item.name.startswith(KNOWN_PAST_A_DEFAULT):  # each says its way past: README
             assert value <= item.limit, f"{item.name}: {value} > {item.limit} at 200 services"
     for item in usage.values():
         if not item.per_service:  # what does not grow: each service's own stacks, layers
             assert not item.crossed, item.describe()
 
 
-def test_at_least_140_services_fit_the_default_api_quota_and_200_a_raised_one(usage):
+def test_at_least_110_services_fit_every_default_and_200_the_raised_api_quota(usage):
     api = usage["REST API: resources"]
     assert api.limit == API_RESOURCES_DEFAULT
-    assert max_services(list(usage.values()), SERVICES) >= 140
+    assert max_services(list(usage.values()), SERVICES) >= 110  # then: a first deploy's 2,500
     assert api.at(PROJECTED_SERVICES - SERVICES) <= 2 * PROJECTED_SERVICES + 1
 
 

@@ -176,18 +176,12 @@ def _hook_faults(service_template: dict[str, Any], services: list[str]) -> list[
 
 
 def _expected_places(template: dict[str, Any], service: str) -> set[str]:
-    queries = [
-        name
-        for name, res in template.get("Resources", {}).items()
-        if res.get("Type") == "AWS::Logs::QueryDefinition"
-    ]
     return {
         "Metadata.FleetServices",
         f"nested stack {logical_id(service)}",
         f"route {route_path(service)}",
         "Cognito scope",
         "route throttle",
-        *(f"log groups of {query}" for query in queries),
     }
 
 

@@ -53,14 +53,16 @@ class Usage:
     used: int
     limit: int
     per_service: int = 0
+    applies: bool = True
+    """False for a limit of a feature the fleet has off (Cognito): shown, never failed."""
 
     @property
     def crossed(self) -> bool:
-        return self.used > self.limit
+        return self.applies and self.used > self.limit
 
     def services_left(self) -> int | None:
         """How many more services fit under this limit (None: it does not grow with them)."""
-        if self.per_service <= 0:
+        if self.per_service <= 0 or not self.applies:
             return None
         return max(0, (self.limit - self.used) // self.per_service)
 
@@ -98,6 +100,14 @@ def _fleet_setting(root: Path, name: str, default: int) -> int:
         if isinstance(value, int) and value > 0:
             return value
     return default
+
+
+def _fleet_flag(root: Path, name: str) -> bool:
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    settings = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+    return settings.get("fleet", {}).get(name) is True
 
 
 def reserved_concurrency(root: Path, template: dict[str, Any]) -> tuple[int, int]:
@@ -200,6 +210,7 @@ def fleet_usage(root: Path, template_text: str | None = None) -> list[Usage]:
     )
     service = load_template(root / SERVICE_TEMPLATE)
     service_cfn = transform(service)
+    usage += account_usage(root, text, service_cfn)
     usage += [
         Usage("each service stack: resources", len(service_cfn["Resources"]), STACK_RESOURCES),
         Usage("each service stack: outputs", len(service_cfn.get("Outputs", {})), STACK_OUTPUTS),
@@ -230,6 +241,106 @@ def fleet_usage(root: Path, template_text: str | None = None) -> list[Usage]:
             )
         )
     return usage
+
+
+IAM_ROLES = 1000
+"""IAM roles per account, every region (adjustable to 5,000)."""
+STACKS_PER_REGION = 2000
+RESOURCES_PER_OPERATION = 2500
+"""What one nested-stack operation (a first deploy, a delete) may create or delete."""
+CODEDEPLOY_APPLICATIONS = 1000
+COGNITO_SCOPES_PER_CLIENT = 50
+COGNITO_SCOPES_PER_RESOURCE_SERVER = 100
+
+
+def deploy_environments(root: Path) -> list[dict[str, str]]:
+    """samconfig.toml's environments that deploy: each a stack in some account and region."""
+    path = root / "samconfig.toml"
+    config = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    environments = []
+    for name, env in config.items():
+        if not isinstance(env, dict) or "deploy" not in env:
+            continue
+        merged = {
+            **env.get("global", {}).get("parameters", {}),
+            **env["deploy"].get("parameters", {}),
+        }
+        environments.append({"name": name, **{k: str(v) for k, v in merged.items()}})
+    return environments or [{"name": "default"}]
+
+
+def _count(cfn: dict[str, Any], kind: str) -> int:
+    return sum(1 for res in cfn.get("Resources", {}).values() if res.get("Type") == kind)
+
+
+def account_usage(root: Path, text: str, service_cfn: dict[str, Any]) -> list[Usage]:
+    """The account- and region-wide quotas the fleet consumes, for every stack samconfig.toml
+    deploys (stages and regions alike: an upper bound for one region), per service measured
+    on the templates as CloudFormation receives them."""
+    template = parse_template(text)
+    cfn = transform(template)
+    services = len(service_dirs(root))
+    stacks = len(deploy_environments(root))
+    own = [
+        load_template(s.path / OWN_TEMPLATE)
+        for s in service_dirs(root)
+        if (s.path / OWN_TEMPLATE).is_file()
+    ]
+    own_resources = max((len(o.get("Resources", {})) for o in own), default=1)
+    nested = _count(service_cfn, "AWS::CloudFormation::Stack")  # own + response mode
+    per_service_resources = 1 + len(service_cfn["Resources"]) + own_resources + (nested - 1)
+    root_resources = len(cfn["Resources"]) - services  # the root's own, without the services
+    roles_root = _count(cfn, "AWS::IAM::Role")
+    roles_service = _count(service_cfn, "AWS::IAM::Role")
+    cognito = "true" in (
+        str(template.get("Parameters", {}).get("EnableCognito", {}).get("Default")),
+        *(
+            "true"
+            for env in deploy_environments(root)
+            if "EnableCognito=true" in env.get("parameter_overrides", "").replace('"', "")
+        ),
+    )
+    return [
+        Usage(
+            "one operation (a first deploy or a delete of the whole stack; add services in "
+            "batches past it: README): resources",
+            root_resources + services * per_service_resources,
+            RESOURCES_PER_OPERATION,
+            per_service_resources,
+            applies=not _fleet_flag(root, "grown-in-batches"),
+        ),
+        Usage(
+            f"IAM roles (account; {stacks} stack(s) in samconfig.toml)",
+            stacks * (roles_root + services * roles_service),
+            _fleet_setting(root, "iam-roles", IAM_ROLES),
+            stacks * roles_service,
+        ),
+        Usage(
+            f"CloudFormation stacks (region; {stacks} stack(s))",
+            stacks * (1 + services * (1 + nested)),
+            STACKS_PER_REGION,
+            stacks * (1 + nested),
+        ),
+        Usage(
+            f"CodeDeploy applications (region; {stacks} stack(s))",
+            stacks * _count(cfn, "AWS::CodeDeploy::Application"),
+            CODEDEPLOY_APPLICATIONS,
+        ),
+        Usage(
+            "Cognito: scopes per app client (EnableCognito)",
+            services + 2,
+            COGNITO_SCOPES_PER_CLIENT,
+            1,
+            applies=cognito,
+        ),
+        Usage(
+            "Cognito: scopes per resource server (EnableCognito)",
+            services,
+            COGNITO_SCOPES_PER_RESOURCE_SERVER,
+            1,
+            applies=cognito,
+        ),
+    ]
 
 
 def over_limits(root: Path, template_text: str, extra_services: int = 0) -> list[str]:

@@ -113,7 +113,6 @@ MARKERS: tuple[Marker, ...] = (
     Marker("routes", "the API's OpenAPI paths"),
     Marker("stacks", "Resources"),
     Marker("scopes", "the Cognito resource server's scopes"),
-    Marker("log-groups", "the saved queries' log groups"),
     Marker("throttles", "the API stage's per-route throttles"),
 )
 
@@ -147,7 +146,6 @@ def registration(service: str) -> dict[str, list[str]]:
         "scopes": [
             f"- {{ScopeName: {service}, ScopeDescription: Call the {service} service's tools}}"
         ],
-        "log-groups": [f"- !GetAtt {stem}.Outputs.LogGroup"],
         "throttles": [
             (
                 f'- {{ResourcePath: "{throttle_path(service)}", HttpMethod: "*", '
