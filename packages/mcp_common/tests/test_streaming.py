@@ -430,3 +430,54 @@ async def test_a_json_only_client_gets_bytes_while_progress_flows_at_every_revis
         answer = json.loads(whole)
         assert answer["id"] == "p"
         assert answer["result"]["structuredContent"] == {"result": "counted 4"}
+
+
+@pytest.fixture(scope="module")
+def impatient_base(tools) -> Iterator[str]:
+    """The streaming service with a long tool deadline and a 1 s write deadline."""
+    from mcp_common.app import create_app
+
+    _, package = tools
+    settings = app_settings(
+        AWS_LWA_INVOKE_MODE="response_stream",
+        MCP_TOOL_TIMEOUT_SECONDS="60",
+        MCP_WRITE_TIMEOUT_SECONDS="1",
+        MCP_AUTH="api_key",
+        MCP_API_KEYS=json.dumps(RECORDS),
+    )
+    with serve(create_app(ServiceSpec(name="streamer", tools_package=package), settings)) as url:
+        yield url
+
+
+async def test_a_client_that_never_reads_is_cut_off_and_its_call_stopped(impatient_base, tools):
+    """The report: a client that never read stalled its tool, and the request stayed open
+    until the client left (12 connections still open after the deadline). Now every write
+    has a deadline: the call is stopped and the connection dropped."""
+    import socket
+    from urllib.parse import urlsplit
+
+    module, _ = tools
+    url = urlsplit(impatient_base)
+    body = json.dumps({
+        "jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "count", "arguments": {"label": "unread", "steps": 200_000, "delay": 0},
+                   "_meta": {"progressToken": "u" * 200}},
+    }).encode()  # fmt: skip
+    head = (
+        f"POST /streamer/mcp HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        f"x-api-key: {KEYS['alice']}\r\nmcp-protocol-version: 2025-06-18\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((url.hostname, url.port))
+    sock.sendall(head + body)
+    try:
+        await wait_until(lambda: module.CLEANED.get("unread") == 1, within=20)
+        sock.settimeout(10)
+        while sock.recv(65536):  # what was sent before the cut, then the end
+            pass
+    finally:
+        sock.close()
+    assert module.STARTED.get("unread") == 1

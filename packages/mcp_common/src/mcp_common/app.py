@@ -135,6 +135,7 @@ def _http_middleware(
             body_timeout_seconds=http.body_timeout_seconds,
             streamed_calls=InFlightCalls() if http.streaming else None,
             calls_per_principal=http.calls_per_principal,
+            write_timeout_seconds=http.write_timeout_seconds,
         )
     )
     if http.streaming:

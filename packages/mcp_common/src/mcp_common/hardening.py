@@ -301,7 +301,9 @@ class RequestGuardMiddleware:
         body_timeout_seconds: float = 10.0,
         streamed_calls: InFlightCalls | None = None,
         calls_per_principal: int = 4,
+        write_timeout_seconds: float = 30.0,
     ) -> None:
+        self.write_timeout_seconds = write_timeout_seconds
         self.app = app
         self.calls_per_principal = calls_per_principal
         self._in_flight: dict[str, int] = {}
@@ -375,7 +377,8 @@ class RequestGuardMiddleware:
                     session = _header(scope, b"mcp-session-id")
                     with calls.track(message["id"], session) as call:
                         silent = _silent_after_cancel(call, send)
-                        await self.app(scope, _replay(body, receive), silent)
+                        bounded = _write_deadline(silent, self.write_timeout_seconds, call)
+                        await self.app(scope, _replay(body, receive), bounded)
                 else:
                     await self._call_with_deadline(
                         scope, _replay(body, receive), send, message["id"], tool
@@ -571,6 +574,30 @@ def tool_error_response(scope: Scope, request_id: Any, text: str) -> JSONRespons
 
 def _header(scope: Scope, name: bytes) -> str:
     return next((v for k, v in scope["headers"] if k == name), b"").decode("latin-1")
+
+
+class ClientNotReading(Exception):
+    """A streamed answer's write waited past MCP_WRITE_TIMEOUT_SECONDS."""
+
+
+def _write_deadline(send: Send, seconds: float, call: Any) -> Send:
+    """Every write of a streamed answer reaches the client within `seconds`, or the call is
+    stopped and the connection dropped: a client that never reads would otherwise hold the
+    tool (and its connection) until it left."""
+
+    async def guarded(message: Message) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await send(message)
+        except TimeoutError:
+            record = current_request.get()
+            if record is not None:
+                record.outcome, record.error = "cancelled", "client not reading"
+            if call.task is not None:
+                call.task.cancel()
+            raise ClientNotReading(f"no write reached the client in {seconds:g} s") from None
+
+    return guarded
 
 
 def _silent_after_cancel(call: Any, send: Send) -> Send:

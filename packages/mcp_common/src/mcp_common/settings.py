@@ -191,6 +191,11 @@ class HttpSettings(BaseSettings):
         default=10.0, gt=0, le=120, validation_alias="MCP_BODY_TIMEOUT_SECONDS"
     )
     """A request's whole body must arrive within this, or the answer is 408."""
+    write_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=900, validation_alias="MCP_WRITE_TIMEOUT_SECONDS"
+    )
+    """A streamed answer's every write must reach a client that reads within this: one that
+    stops reading is cut off and its call stopped, never held open until it leaves."""
     calls_per_principal: int = Field(
         default=4, gt=0, le=1000, validation_alias="MCP_MAX_CALLS_PER_PRINCIPAL"
     )
