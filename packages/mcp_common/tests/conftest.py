@@ -44,6 +44,22 @@ def sleepy(seconds: float) -> str:
     return "awake"
 
 
+STOPPED: list[str] = []
+
+
+@tool
+async def napping(seconds: float, label: str = "") -> str:
+    """Wait without a thread, the way an async tool waits on I/O; note when it is stopped."""
+    import asyncio
+
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        STOPPED.append(label)
+        raise
+    return "rested"
+
+
 @tool
 def crash() -> str:
     """Fail the way a bug does."""

@@ -479,3 +479,24 @@ class TestGuardRules:
 
     def test_loopback_origin_on_loopback_host(self):
         assert self.status("127.0.0.1:8080", "http://localhost:3000", scheme="http") == 200
+
+
+def test_the_deadline_stops_an_async_tools_work(url):
+    """The report: a buffered deadline answered the client but never cancelled the tool, so
+    six abandoned reads kept the server computing for 41 s."""
+    import importlib
+
+    tools = importlib.import_module("sample_service_tools.tools")
+    body = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "napping", "arguments": {"seconds": 30, "label": "deadline"}},
+    }
+    started = time.monotonic()
+    result = post(url, body).json()["result"]
+    assert result["isError"] is True
+    assert "did not finish within 0.5 s" in result["content"][0]["text"]
+    while "deadline" not in tools.STOPPED:
+        assert time.monotonic() - started < 10, "the tool kept running past its deadline"
+        time.sleep(0.05)

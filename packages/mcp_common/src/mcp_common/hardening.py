@@ -424,12 +424,10 @@ class RequestGuardMiddleware:
     async def _call_with_deadline(
         self, scope: Scope, receive: Receive, send: Send, request_id: Any, tool: object
     ) -> None:
-        """Answer a tool error at the deadline if the tool has not answered by then.
-
-        A synchronous tool runs in a worker thread that cannot be interrupted, so the
-        answer cannot wait for it: a timer sends the error, and the tool's late answer
-        is dropped. A timer costs far less per call than a task.
-        """
+        """Answer a tool error at the deadline if the tool has not answered by then, and stop
+        the tool: an async tool is cancelled there. A synchronous tool runs in a worker
+        thread that cannot be interrupted, so the answer cannot wait for it: its late answer
+        is dropped."""
         loop = asyncio.get_running_loop()
         state = {"started": False, "timed_out": False}
         pending: set[asyncio.Task[None]] = set()
@@ -456,9 +454,20 @@ class RequestGuardMiddleware:
             response = tool_error_response(scope, request_id, text)
             pending.add(loop.create_task(response(scope, receive, send)))
 
-        timer = loop.call_later(self.tool_timeout_seconds, on_deadline)
+        work = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+
+        def stop_the_tool() -> None:
+            on_deadline()
+            if state["timed_out"]:
+                work.cancel()  # an async tool stops here; a thread's late answer is dropped
+
+        timer = loop.call_later(self.tool_timeout_seconds, stop_the_tool)
         try:
-            await self.app(scope, receive, guarded_send)
+            await work
+        except asyncio.CancelledError:
+            if not state["timed_out"]:  # the request itself was cancelled: the client left
+                work.cancel()
+                raise
         finally:
             timer.cancel()
             if pending:
