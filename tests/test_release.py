@@ -317,7 +317,7 @@ def test_fleet_releases_shows_each_services_state(capsys):
             one, two = publish(lam, function, "v1"), publish(lam, function, "v2")
             live = two if name == "done" else one
             lam.create_alias(
-                FunctionName=function, Name="live", FunctionVersion=live.rsplit(":")[-1]
+                FunctionName=function, Name="serving", FunctionVersion=live.rsplit(":")[-1]
             )
             lam.create_alias(FunctionName=function, Name="published", FunctionVersion="2")
             codedeploy.create_deployment(

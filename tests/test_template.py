@@ -121,7 +121,7 @@ def test_the_api_invokes_only_this_stacks_live_aliases(cfn):
     assert statement["Action"] == "lambda:InvokeFunction"
     assert statement["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
-        "${AWS::StackName}-*:live"
+        "${AWS::StackName}-*:serving"
     }
 
 
@@ -542,7 +542,7 @@ def test_every_service_deploys_through_a_canary_that_its_alarms_roll_back(servic
     assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(rollback["Events"])
     assert not [name for name, r in service_cfn["Resources"].items() if "UpdatePolicy" in r]
     release = service_cfn["Resources"]["Release"]["Properties"]
-    assert release["Alias"] == "live"
+    assert release["Alias"] == "serving"
     assert release["DeploymentGroupName"] == {"Ref": "DeploymentGroup"}
     strategy = source["Parameters"]["DeploymentStrategy"]
     assert strategy["Default"].startswith("Canary")

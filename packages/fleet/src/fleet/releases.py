@@ -54,7 +54,7 @@ def release_state(stack: str, service: str, lambda_client: Any, codedeploy: Any)
         latest, status = newest["deploymentId"], newest.get("status")
     return ReleaseState(
         service=service,
-        live=_alias(lambda_client, function, "live"),
+        live=_alias(lambda_client, function, "serving"),
         published=_alias(lambda_client, function, "published"),
         deployment=latest,
         status=status,
