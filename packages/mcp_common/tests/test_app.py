@@ -136,7 +136,13 @@ async def test_fastmcp_client_each_revision(sample_url, mode):
 async def test_official_sdk_client_each_revision(sample_url, mode):
     async with SDKClient(f"{sample_url}/sample/mcp", mode=mode) as client:
         tools = await client.list_tools()
-        assert {tool.name for tool in tools.tools} == {"echo", "refuse", "sleepy", "napping", "crash"}
+        assert {tool.name for tool in tools.tools} == {
+            "echo",
+            "refuse",
+            "sleepy",
+            "napping",
+            "crash",
+        }
         result = await client.call_tool("echo", {"text": "hi"})
         assert result.is_error is False
         assert result.structured_content == {"result": "hi"}
