@@ -83,7 +83,9 @@ def test_one_rest_api_for_the_whole_fleet(cfn):
 
 
 def test_each_service_has_exactly_its_own_route(cfn):
-    assert set(body(cfn)["paths"]) == {route_path(service) for service in SERVICES}
+    from fleet.template import FLEET_PATHS
+
+    assert set(body(cfn)["paths"]) == {route_path(service) for service in SERVICES} | FLEET_PATHS
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -103,12 +105,13 @@ def test_routes_reach_their_own_stack_only(cfn, service):
 
 
 def test_two_api_gateway_resources_per_service(cfn):
-    """`/<svc>` and `/<svc>/{proxy+}`: 148 services fit the default quota of 300."""
+    """`/<svc>` and `/<svc>/{proxy+}`: 148 services fit the default quota of 300 (with the
+    root and the region's `/health`)."""
     nodes = {"/"}
     for path in body(cfn)["paths"]:
         parts = [part for part in path.split("/") if part]
         nodes.update("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))
-    assert len(nodes) == 1 + 2 * len(SERVICES)
+    assert len(nodes) == 2 + 2 * len(SERVICES)
 
 
 def test_the_api_invokes_only_this_stacks_live_aliases(cfn):
@@ -467,7 +470,7 @@ def evaluate(node: Any) -> Any:
 
 def test_cognito_user_pool_is_protected_and_retained(cfn):
     pool = cfn["Resources"]["UserPool"]
-    assert pool["Condition"] == "UseCognito"
+    assert pool["Condition"] == "CreatesPool"  # Cognito on, and this is the primary region
     assert (pool["DeletionPolicy"], pool["UpdateReplacePolicy"]) == ("Retain", "Retain")
     properties = pool["Properties"]
     assert properties["DeletionProtection"] == "ACTIVE"
@@ -504,11 +507,14 @@ def test_every_service_is_wired_to_the_pool_when_cognito_is_on(source):
     parameters = source["Metadata"]["ServiceParameters"]
     assert parameters["AuthMode"] == {"Fn::If": ["UseCognito", "jwt", {"Ref": "AuthMode"}]}
     condition, on, off = parameters["JwtIssuer"]["Fn::If"]
-    assert condition == "UseCognito"
+    assert condition == "CreatesPool"
     assert on == {"Fn::Sub": "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${UserPool}"}
-    assert off == {"Ref": "JwtIssuer"}
+    assert off["Fn::If"][0] == "TrustsPrimaryPool"  # a secondary region: tests/test_regions.py
+    assert off["Fn::If"][2] == {"Ref": "JwtIssuer"}
     assert "${UserPool}/.well-known/jwks.json" in json.dumps(parameters["JwtJwksUri"])
-    assert parameters["JwtResourceServer"] == {"Fn::If": ["UseCognito", "mcp-fleet", ""]}
+    assert parameters["JwtResourceServer"] == {
+        "Fn::If": ["UseCognito", "mcp-fleet", {"Ref": "JwtResourceServer"}]
+    }
     assert "execute-api" in json.dumps(parameters["AllowedHosts"])
     assert parameters["Fleet"] == {"Ref": "AWS::StackName"}
 
@@ -563,6 +569,7 @@ SCOPED_NAMES = {
     ("AWS::Cognito::UserPoolResourceServer", "Name"),  # unique in the stack's own pool
     ("AWS::Lambda::Alias", "Name"),  # unique in its function
     ("AWS::IAM::RolePolicy", "RoleName"),  # the role it attaches to, not a name it gives
+    ("AWS::Route53::RecordSet", "Name"),  # one name for every region: a record per SetIdentifier
 }
 """Name-like properties that name nothing account-wide."""
 

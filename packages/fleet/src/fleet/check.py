@@ -22,6 +22,7 @@ from fleet.limits import fleet_usage
 from fleet.template import (
     ADAPTER_MODES,
     ALARMS,
+    FLEET_PATHS,
     OWN_OUTPUTS,
     OWN_PARAMETERS,
     OWN_TEMPLATE,
@@ -254,7 +255,7 @@ def _route_faults(template: dict[str, Any], services: list[str]) -> list[str]:
             ]
             if missing:
                 faults.append(f"route {path}: {', '.join(missing)} must read its stack's outputs")
-    allowed = {route_path(service) for service in services}
+    allowed = {route_path(service) for service in services} | FLEET_PATHS
     faults.extend(
         f"route {path} is no service's route (each service has exactly /<service>/{{proxy+}})"
         for path in paths

@@ -38,6 +38,8 @@ RESERVED = {
     "services",
     "packages",
     "well_known",
+    "health",  # the API's own /health (Route 53's check of a region)
+    "search",  # the front door's search endpoint (issue 31)
 }
 
 

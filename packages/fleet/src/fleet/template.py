@@ -86,6 +86,10 @@ def logical_id(service: str) -> str:
     return "".join(part.capitalize() for part in service.split("_"))
 
 
+FLEET_PATHS = frozenset({"/health"})
+"""The API's own routes, no service's: the region's health for Route 53 (a mock)."""
+
+
 def throttle_path(service: str) -> str:
     """The route as a stage's method settings name it (`/` inside the path is `~1`)."""
     return "/" + route_path(service).replace("/", "~1")
@@ -246,6 +250,8 @@ def registered_services(template: dict[str, Any]) -> dict[str, set[str]]:
         elif kind == "AWS::Serverless::Api":
             paths = ((properties.get("DefinitionBody") or {}).get("paths")) or {}
             for path in paths:
+                if path in FLEET_PATHS:
+                    continue
                 match = re.fullmatch(r"/([^/]+)/\{proxy\+\}", path)
                 note(match[1] if match else path, f"route {path}")
             for setting in properties.get("MethodSettings", []) or []:
@@ -301,8 +307,8 @@ def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, An
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
+    if suffix in ("Ref", "Condition"):  # the two short forms without an Fn:: long form
+        return {suffix: value}
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {f"Fn::{suffix}": value}
