@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
+import json
 import logging
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ OWN_STACK = "OwnStack0Name"
 ACCOUNT = "111111111111"
 
 
-@cache
+@functools.cache
 def rules(root: Path) -> dict[str, Any]:
     return yaml.safe_load((root / GUARD_RULES).read_text(encoding="utf-8"))
 
@@ -143,10 +144,18 @@ def guard_faults(root: Path, template: dict[str, Any], where: str, service: str)
     resources, one line each naming the file and the resource."""
     guard = rules(root)
     faults = _type_faults(template, where, guard)
+    text = json.dumps(template, sort_keys=True)
+    rules_text = json.dumps(guard, sort_keys=True)
+    return [*faults, *_analysis_cached(text, where, service, rules_text)]
+
+
+@functools.lru_cache(maxsize=512)
+def _analysis_cached(text: str, where: str, service: str, rules_text: str) -> tuple[str, ...]:
+    """The analysis of one stack's text under one set of rules, once per process."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # pycfmodel warns per !GetAtt it leaves unresolved
     try:
-        return [*faults, *_analysis_faults(template, where, service, guard)]
+        return tuple(_analysis_faults(json.loads(text), where, service, json.loads(rules_text)))
     finally:
         logging.disable(previous)
 

@@ -8,6 +8,7 @@ more registration. `fleet check` prints the headroom and fails on a limit alread
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tomllib
@@ -150,9 +151,14 @@ class _Shape:
     api_resources: int
 
 
+@functools.lru_cache(maxsize=32)
+def _transformed(text: str) -> dict[str, Any]:
+    """A template's text transformed once per process (check runs it several times)."""
+    return transform(parse_template(text))
+
+
 def _shape(text: str) -> _Shape:
-    template = parse_template(text)
-    cfn = transform(template)
+    cfn = _transformed(text)
     return _Shape(
         resources=len(cfn.get("Resources", {})),
         outputs=len(cfn.get("Outputs", {})),
@@ -278,7 +284,7 @@ def account_usage(root: Path, text: str, service_cfn: dict[str, Any]) -> list[Us
     deploys (stages and regions alike: an upper bound for one region), per service measured
     on the templates as CloudFormation receives them."""
     template = parse_template(text)
-    cfn = transform(template)
+    cfn = _transformed(text)
     services = len(service_dirs(root))
     stacks = len(deploy_environments(root))
     own = [
