@@ -243,3 +243,47 @@ def test_put_to_a_stack_writes_where_its_services_read(aws, records_file, capsys
         Name="/mcp-fleet/staging/api-keys/math", WithDecryption=True
     )
     assert [r.name for r in parse_records(parameter["Parameter"]["Value"])] == ["svc"]
+
+
+def records_at(parameter: str) -> list[str]:
+    value = boto3.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+    return [record.name for record in parse_records(value["Parameter"]["Value"])]
+
+
+def test_two_operators_keys_merge_and_a_revocation_holds_everywhere(aws, tmp_path, capsys):
+    """The report: a second operator's `put` removed the first's keys from every service; a
+    revoked name came back from another operator's older file and from a fresh clone's
+    `create`; `revoke` missed a service deployed from another branch."""
+    deployed_stack("prod", {"ApiKeysParameterPrefix": "/mcp-fleet/prod/api-keys"})
+    first, second, fresh = (str(tmp_path / f"{who}.json") for who in ("first", "second", "fresh"))
+    create(first, capsys, "alice", "*")
+    create(second, capsys, "bob", "*")
+    # A service deployed from another branch: its records exist, its folder does not here.
+    boto3.client("ssm").put_parameter(
+        Name="/mcp-fleet/prod/api-keys/ghost", Value="[]", Type="SecureString"
+    )
+    assert main(["keys", "put", "--file", first, "--stack", "prod"]) == 0
+    assert main(["keys", "put", "--file", second, "--stack", "prod"]) == 0
+    assert records_at("/mcp-fleet/prod/api-keys/ghost") == ["alice", "bob"]  # merged
+    assert main(["keys", "revoke", "--file", second, "--name", "alice", "--stack", "prod"]) == 0
+    assert records_at("/mcp-fleet/prod/api-keys/ghost") == ["bob"]  # other branches' too
+    capsys.readouterr()
+    # The first operator's older file still holds alice: put adds bob's neighbours, never her.
+    assert main(["keys", "put", "--file", first, "--stack", "prod"]) == 1
+    assert "'alice' revoked in AWS" in capsys.readouterr().err
+    # A fresh clone knows nothing locally: its new alice cannot reach AWS either.
+    create(fresh, capsys, "alice", "*")
+    assert main(["keys", "put", "--file", fresh, "--stack", "prod"]) == 1
+    assert "revoked in AWS" in capsys.readouterr().err
+    assert "alice" not in records_at("/mcp-fleet/prod/api-keys/ghost")
+
+
+def test_a_name_taken_by_another_operators_key_is_not_overwritten(aws, tmp_path, capsys):
+    first, second = str(tmp_path / "first.json"), str(tmp_path / "second.json")
+    create(first, capsys, "ci", "*")
+    create(second, capsys, "ci", "*")  # the same name, another key
+    prefix = ["--ssm-prefix", "/mcp-fleet/x/api-keys"]
+    assert main(["keys", "put", "--file", first, *prefix]) == 0
+    capsys.readouterr()
+    assert main(["keys", "put", "--file", second, *prefix]) == 1
+    assert "holds another key named 'ci'" in capsys.readouterr().err

@@ -5,8 +5,11 @@ in a local file (default .fleet/api-keys.json, git-ignored) until `put` writes
 them to the SSM SecureString or Secrets Manager secret the services read.
 
 A key's name is its holder's principal: the memory service keeps a graph under it. So a
-revoked name is remembered (.fleet/api-keys.revoked.json) and not given to a new key unless
-`create --reuse` says so on purpose: its new holder would read the old holder's memories.
+revoked name is remembered (.fleet/api-keys.revoked.json, and with --stack/--ssm-prefix in AWS
+beside the records, <prefix>/_revoked) and not given to a new key unless --reuse says so on
+purpose: its new holder would read the old holder's memories. `put` adds to what AWS holds and
+never removes another operator's records; `revoke` removes a key from every service deployed
+under the prefix, those of other branches included.
 """
 
 from __future__ import annotations
@@ -135,20 +138,64 @@ class RevokedNames:
             raise
 
 
-def stores_from_args(args: argparse.Namespace) -> list[RecordStore]:
-    """The stores a command works on: one per service under --ssm-prefix (what the deployed
-    functions read: <prefix>/<service>), else the one SSM parameter, secret or file."""
-    if getattr(args, "stack", None):
+REVOKED_PARAMETER = "_revoked"
+"""Beside the services' records under the prefix: every revoked name, kept in AWS so that no
+operator's machine can issue it again (no service is named so: names start with a letter)."""
+
+
+class AwsRevocations:
+    """The names revoked in a fleet stack, in SSM: {name: when}."""
+
+    def __init__(self, prefix: str, client: Any) -> None:
+        self.parameter = f"{prefix}/{REVOKED_PARAMETER}"
+        self.client = client
+
+    def load(self) -> dict[str, str]:
+        try:
+            value = self.client.get_parameter(Name=self.parameter)["Parameter"]["Value"]
+        except self.client.exceptions.ParameterNotFound:
+            return {}
+        return {str(k): str(v) for k, v in json.loads(value).items()}
+
+    def add(self, name: str) -> None:
+        names = {**self.load(), name: datetime.now(UTC).isoformat(timespec="seconds")}
+        text = json.dumps(names, sort_keys=True)
+        self.client.put_parameter(Name=self.parameter, Value=text, Type="String", Overwrite=True)
+
+
+def aws_prefix(args: argparse.Namespace) -> str | None:
+    """--stack's ApiKeysParameterPrefix output, or --ssm-prefix; None for other stores (a
+    stack samconfig.toml names does not replace an --ssm-parameter or --secret-id given)."""
+    if getattr(args, "ssm_parameter", None) or getattr(args, "secret_id", None):
+        return None
+    if getattr(args, "stack", None) and not getattr(args, "ssm_prefix", None):
         from fleet.urls import stack_outputs
 
         outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
         if "ApiKeysParameterPrefix" not in outputs:
             raise FleetError(f"stack {args.stack!r} has no ApiKeysParameterPrefix output")
         args.ssm_prefix = outputs["ApiKeysParameterPrefix"]
-    if getattr(args, "ssm_prefix", None):
+    prefix = getattr(args, "ssm_prefix", None)
+    return prefix.rstrip("/") if prefix else None
+
+
+def _deployed_services(prefix: str, client: Any) -> list[str]:
+    """Every service with a record parameter under the prefix: those of other branches too."""
+    names: list[str] = []
+    for page in client.get_paginator("get_parameters_by_path").paginate(Path=prefix):
+        names += [p["Name"].rsplit("/", 1)[-1] for p in page.get("Parameters", [])]
+    return [name for name in names if name != REVOKED_PARAMETER]
+
+
+def stores_from_args(args: argparse.Namespace) -> list[RecordStore]:
+    """The stores a command works on: one per service under --ssm-prefix (what the deployed
+    functions read: <prefix>/<service>, for the services of this tree and every other one
+    deployed there), else the one SSM parameter, secret or file."""
+    prefix = aws_prefix(args)
+    if prefix:
         client = aws.client(args, "ssm")
-        prefix = args.ssm_prefix.rstrip("/")
-        return [SsmStore(f"{prefix}/{name}", client, name) for name in _service_names()]
+        services = sorted({*_service_names(), *_deployed_services(prefix, client)})
+        return [SsmStore(f"{prefix}/{name}", client, name) for name in services]
     if getattr(args, "ssm_parameter", None):
         return [SsmStore(args.ssm_parameter, aws.client(args, "ssm"))]
     if getattr(args, "secret_id", None):
@@ -228,21 +275,47 @@ def create(args: argparse.Namespace) -> int:
 
 
 def put(args: argparse.Namespace) -> int:
-    """Write the local records to AWS: to every <prefix>/<service> only the records allowed
-    to call that service, or all of them to one parameter or secret."""
+    """Add the local records to AWS, never removing another operator's: to every
+    <prefix>/<service> the records allowed to call that service, or all of them to one
+    parameter or secret, merged by name with what is there. A name revoked in AWS is refused
+    (unless --reuse), so an old records file cannot bring a revoked key back; removing a key
+    is `revoke`'s."""
     source = FileStore(Path(args.file))
     records = source.load()
     if not records:
         raise FleetError(
             f"no key records in {source.description}; create one with `fleet keys create`"
         )
-    for target in stores_from_args(argparse.Namespace(**{**vars(args), "file": None})):
+    targets = stores_from_args(argparse.Namespace(**{**vars(args), "file": None}))
+    prefix = aws_prefix(args)
+    revoked = AwsRevocations(prefix, aws.client(args, "ssm")).load() if prefix else {}
+    refused = sorted(record.name for record in records if record.name in revoked)
+    if refused and not args.reuse:
+        raise FleetError(
+            f"{', '.join(map(repr, refused))} revoked in AWS on "
+            f"{', '.join(revoked[name] for name in refused)}: a key with that name is the same "
+            "principal. Remove it from the records file, or pass --reuse if that is meant"
+        )
+    for target in targets:
         if isinstance(target, FileStore):
             raise FleetError("put needs a target: --ssm-prefix, --ssm-parameter or --secret-id")
         service = getattr(target, "service", None)
         chosen = [r for r in records if service is None or r.allows(service)]
-        target.save(chosen)
-        print(f"wrote {len(chosen)} record(s) from {source.description} to {target.description}")
+        existing = {record.name: record for record in target.load()}
+        for record in chosen:
+            other = existing.get(record.name)
+            if other is not None and other.sha256 != record.sha256:
+                raise FleetError(
+                    f"{target.description} holds another key named {record.name!r} (another "
+                    "operator's?): revoke it first, or name this key differently"
+                )
+        names = {record.name for record in chosen}
+        kept = [r for name, r in existing.items() if name not in names and name not in revoked]
+        target.save([*kept, *chosen])
+        print(
+            f"wrote {len(chosen)} record(s) from {source.description} to {target.description} "
+            f"({len(kept)} kept from others)"
+        )
     return 0
 
 
@@ -279,6 +352,10 @@ def revoke(args: argparse.Namespace) -> int:
         raise FleetError(f"no key named {args.name!r} in {described}")
     revoked = RevokedNames(local.path)
     revoked.save({**revoked.load(), args.name: datetime.now(UTC).isoformat(timespec="seconds")})
+    prefix = aws_prefix(args)
+    if prefix:  # kept in AWS: no operator's machine can issue the name again
+        AwsRevocations(prefix, aws.client(args, "ssm")).add(args.name)
+        print(f"remembered {args.name!r} as revoked in SSM parameter {prefix}/{REVOKED_PARAMETER}")
     print(
         "deployed services re-read their key parameter every MCP_API_KEYS_TTL_SECONDS "
         "(template: ApiKeysCacheSeconds, default 300 s): the key stops working within that time"
@@ -321,9 +398,12 @@ def add_parser(commands: Any) -> None:
     )
     new.set_defaults(handler=create)
 
-    upload = verbs.add_parser("put", help="write the local records to SSM or Secrets Manager")
+    upload = verbs.add_parser("put", help="add the local records to SSM or Secrets Manager")
     upload.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
     with_stores(upload)
+    upload.add_argument(
+        "--reuse", action="store_true", help="allow a name revoked in AWS (the same principal)"
+    )
     upload.set_defaults(handler=put)
 
     listing = verbs.add_parser(
