@@ -3,9 +3,6 @@ cases for it; anything shared runs everything."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from fleet.affected import affected
@@ -38,18 +35,33 @@ def test_anything_shared_selects_everything():
     assert not affected(ROOT, ["README.md"]).everything
 
 
-def test_the_fleet_tests_leave_out_the_other_services_cases():
-    service = SERVICES[0]
-    collected = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-n0", "tests/test_template.py"],
-        cwd=ROOT,
-        env={**os.environ, "FLEET_TEST_SERVICES": service},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    ids = [line for line in collected.splitlines() if "::" in line]
-    assert any(f"[{service}]" in line for line in ids)
-    for other in SERVICES:
-        if other != service:
-            assert not [line for line in ids if f"[{other}]" in line], other
+def test_the_fleet_tests_leave_out_the_other_services_cases(monkeypatch):
+    """The root conftest's selection, on items shaped as pytest collects them."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)  # type: ignore[union-attr]
+    chosen, *others = SERVICES
+    items = [
+        SimpleNamespace(nodeid=f"tests/test_template.py::test_route[{name}]",
+                        callspec=SimpleNamespace(params={"service": name}))
+        for name in SERVICES
+    ] + [
+        SimpleNamespace(nodeid=f"services/{name}/tests/test_tools.py::test_x", callspec=None)
+        for name in SERVICES
+    ] + [SimpleNamespace(nodeid="tests/test_template.py::test_shared", callspec=None)]  # fmt: skip
+    dropped: list = []
+    config = SimpleNamespace(
+        hook=SimpleNamespace(pytest_deselected=lambda items: dropped.extend(items))
+    )
+    monkeypatch.setenv("FLEET_TEST_SERVICES", chosen)
+    conftest._only_the_selected_services(config, items)
+    kept = [item.nodeid for item in items]
+    assert f"tests/test_template.py::test_route[{chosen}]" in kept
+    assert f"services/{chosen}/tests/test_tools.py::test_x" in kept
+    assert "tests/test_template.py::test_shared" in kept
+    for other in others:
+        assert not [nodeid for nodeid in kept if other in nodeid], other
+    assert len(dropped) == 2 * len(others)
