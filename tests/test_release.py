@@ -148,6 +148,7 @@ def test_no_stack_update_waits_on_a_canary(service):
     assert group["AutoRollbackConfiguration"]["Events"] == [
         "DEPLOYMENT_FAILURE",
         "DEPLOYMENT_STOP_ON_ALARM",
+        "DEPLOYMENT_STOP_ON_REQUEST",  # a superseded canary, stopped, rolls back
     ]
     alarms = {alarm["Name"]["Ref"] for alarm in group["AlarmConfiguration"]["Alarms"]}
     for alarm in alarms:  # each watches the new version alone
@@ -194,13 +195,27 @@ def codedeploy_runs(lam: Any, codedeploy: Any, cloudwatch: Any, group_alarms: di
                 )
 
 
-def event(request: str, properties: dict[str, Any]) -> dict[str, Any]:
+def event(request: str, properties: dict[str, Any], stack: str | None = None) -> dict[str, Any]:
+    function = properties.get("FunctionName", "")
     return {
         "RequestType": request,
         "ResourceType": "Custom::Release",
         "LogicalResourceId": "Release",
+        "StackId": stack or f"arn:aws:cloudformation:us-east-1:1:stack/{function}/x",
         "ResourceProperties": properties,
     }
+
+
+class OwnerOf:
+    """CloudFormation's answer, at the edge: each service stack's `Function` is the function
+    named after the stack (`<stack>-<svc>`), as CloudFormation would describe it."""
+
+    def __init__(self, fleet: str) -> None:
+        self.fleet = fleet
+
+    def describe_stack_resource(self, StackName: str, LogicalResourceId: str) -> dict:
+        owner = StackName.split(":stack/", 1)[1].split("/", 1)[0]  # the function it owns
+        return {"StackResourceDetail": {"PhysicalResourceId": owner}}
 
 
 def test_one_failing_canary_rolls_back_its_service_alone():
@@ -239,7 +254,7 @@ def test_one_failing_canary_rolls_back_its_service_alone():
                 "DeploymentGroupName": name,
             }
             first = publish(lam, function, "v1")
-            clients = lambda: (lam, codedeploy)
+            clients = lambda: (lam, codedeploy, OwnerOf(STACK))
             _, data = release.handle(
                 event("Create", {**properties[name], "TargetVersion": first}), clients
             )
@@ -266,6 +281,51 @@ def test_one_failing_canary_rolls_back_its_service_alone():
             clients,
         )  # fmt: skip
         assert data["State"] == "unchanged"
+
+
+def test_another_stacks_custom_resource_cannot_move_a_service():
+    """A team's stack declaring Custom::Release with the fleet's token and another service's
+    function is refused (and fleet check refuses custom resources in a team's stack)."""
+    properties = {
+        "FunctionName": f"{STACK}-memory", "Alias": "serving",
+        "TargetVersion": f"arn:aws:lambda:us-east-1:1:function:{STACK}-memory:1",
+        "ApplicationName": "a", "DeploymentGroupName": "memory",
+    }  # fmt: skip
+    attack = event(
+        "Update", properties, stack="arn:aws:cloudformation:us-east-1:1:stack/mcp-weather-Own/x"
+    )
+    with pytest.raises(PermissionError, match="not the Function of the stack asking"):
+        release.handle(attack, lambda: (None, None, OwnerOf(STACK)))
+
+
+def test_a_stack_rolled_back_stops_the_canary_it_left_running():
+    """The alias still serves the old version while a canary shifts weight to the new one; a
+    stack rolled back asks for the old version again: the canary must not go on unwatched."""
+    stopped: list[str] = []
+
+    class Canary:
+        class exceptions:  # boto3's shape
+            ResourceNotFoundException = KeyError
+
+        def get_alias(self, **_: Any) -> dict:
+            return {
+                "FunctionVersion": "3",
+                "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}},
+            }
+
+        def list_deployments(self, **_: Any) -> dict:
+            return {"deployments": [] if stopped else ["d-1"]}
+
+        def stop_deployment(self, deploymentId: str, autoRollbackEnabled: bool) -> None:
+            stopped.append(deploymentId)
+
+    properties = {
+        "FunctionName": "f", "Alias": "serving", "TargetVersion": "arn:aws:lambda:r:1:function:f:3",
+        "ApplicationName": "a", "DeploymentGroupName": "g",
+    }  # fmt: skip
+    data = release.release(properties, Canary(), Canary(), wait_seconds=5)
+    assert stopped == ["d-1"]
+    assert data["State"] == "unchanged (a canary stopped)"
 
 
 def test_a_release_that_cannot_start_never_fails_the_stack():

@@ -122,10 +122,11 @@ def test_the_api_invokes_only_this_stacks_live_aliases(cfn):
     [policy] = role["Policies"]
     [statement] = policy["PolicyDocument"]["Statement"]
     assert statement["Action"] == "lambda:InvokeFunction"
-    assert statement["Resource"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
-        "${AWS::StackName}-*:serving"
-    }
+    prefix = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+    assert statement["Resource"] == [
+        {"Fn::Sub": prefix + "${AWS::StackName}-*:serving"},
+        {"Fn::Sub": prefix + "${AWS::StackName}-*:live"},  # the upgrade from SAM's alias
+    ]
 
 
 def test_adding_a_service_redeploys_the_stage_with_its_route(source, monkeypatch):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import urllib.request
 from typing import Any
 
@@ -36,7 +37,9 @@ def version_of(arn: str) -> str:
     return version
 
 
-def release(properties: dict[str, Any], lambda_client: Any, codedeploy: Any) -> dict[str, str]:
+def release(
+    properties: dict[str, Any], lambda_client: Any, codedeploy: Any, wait_seconds: float = 60.0
+) -> dict[str, str]:
     """Point `Alias` at `TargetVersion`: at once if the alias is new, else through a CodeDeploy
     deployment of the service's own group. Never raises for a release that cannot start: the
     version stays published and `fleet releases` shows why (a failed stack update would roll
@@ -44,15 +47,21 @@ def release(properties: dict[str, Any], lambda_client: Any, codedeploy: Any) -> 
     function, alias = properties["FunctionName"], properties["Alias"]
     target = version_of(properties["TargetVersion"])
     try:
-        current = lambda_client.get_alias(FunctionName=function, Name=alias)["FunctionVersion"]
+        found = lambda_client.get_alias(FunctionName=function, Name=alias)
     except lambda_client.exceptions.ResourceNotFoundException:
         lambda_client.create_alias(FunctionName=function, Name=alias, FunctionVersion=target)
         return {"State": "created", "Version": target, "DeploymentId": ""}
-    if current == target:
-        return {"State": "unchanged", "Version": target, "DeploymentId": ""}
+    current = found["FunctionVersion"]
+    canary = (found.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
     application, group = properties["ApplicationName"], properties["DeploymentGroupName"]
     try:
-        _stop_active(codedeploy, application, group)
+        if current == target and not canary:
+            return {"State": "unchanged", "Version": target, "DeploymentId": ""}
+        # A canary still running is superseded (a newer version) or abandoned (a stack rolled
+        # back to the version the alias serves): stop it, rolling its alias back, and wait.
+        _stop_active(codedeploy, application, group, wait_seconds)
+        if current == target:
+            return {"State": "unchanged (a canary stopped)", "Version": target, "DeploymentId": ""}
         appspec = {
             "version": 0.0,
             "Resources": [
@@ -83,13 +92,33 @@ def release(properties: dict[str, Any], lambda_client: Any, codedeploy: Any) -> 
     return {"State": "started", "Version": target, "DeploymentId": started["deploymentId"]}
 
 
-def _stop_active(codedeploy: Any, application: str, group: str) -> None:
-    """A newer version supersedes a canary still running: stop it, rolling its alias back."""
+def _stop_active(codedeploy: Any, application: str, group: str, wait_seconds: float) -> None:
+    """Stop the group's active deployments and wait until none is active (a group runs one at
+    a time: a new deployment is refused while a stopped one is still rolling back)."""
     active = codedeploy.list_deployments(
         applicationName=application, deploymentGroupName=group, includeOnlyStatuses=ACTIVE
     ).get("deployments", [])
     for deployment in active:
         codedeploy.stop_deployment(deploymentId=deployment, autoRollbackEnabled=True)
+    deadline = time.monotonic() + wait_seconds
+    while active and time.monotonic() < deadline:
+        time.sleep(2)
+        active = codedeploy.list_deployments(
+            applicationName=application, deploymentGroupName=group, includeOnlyStatuses=ACTIVE
+        ).get("deployments", [])
+
+
+def owned_by_caller(event: dict[str, Any], cloudformation: Any) -> bool:
+    """The stack asking is the one that owns the function: no other stack's custom resource
+    can move this service's alias (a team's stack naming this function is refused)."""
+    function = event.get("ResourceProperties", {}).get("FunctionName")
+    try:
+        found = cloudformation.describe_stack_resource(
+            StackName=event["StackId"], LogicalResourceId="Function"
+        )
+    except Exception:  # noqa: BLE001 - no such resource in the caller's stack: not its own
+        return False
+    return found["StackResourceDetail"].get("PhysicalResourceId") == function
 
 
 def handle(event: dict[str, Any], clients: Any) -> tuple[str, dict[str, str]]:
@@ -102,15 +131,24 @@ def handle(event: dict[str, Any], clients: Any) -> tuple[str, dict[str, str]]:
     if kind == "Custom::Fingerprint":
         return physical, {"Digest": fingerprint(properties.get("Inputs"))}
     if kind == "Custom::Release":
-        lambda_client, codedeploy = clients()
+        lambda_client, codedeploy, cloudformation = clients()
+        if not owned_by_caller(event, cloudformation):
+            raise PermissionError(
+                f"{properties.get('FunctionName')!r} is not the Function of the stack asking"
+            )
         return physical, release(properties, lambda_client, codedeploy)
     raise ValueError(f"unknown resource type {kind!r}")
 
 
-def _clients() -> tuple[Any, Any]:
+def _clients() -> tuple[Any, Any, Any]:
+    """Short timeouts and few retries: every answer reaches CloudFormation in time."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("lambda"), boto3.client("codedeploy")
+    config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 3})
+    return tuple(
+        boto3.client(name, config=config) for name in ("lambda", "codedeploy", "cloudformation")
+    )
 
 
 def _respond(event: dict[str, Any], status: str, physical: str, data: dict, reason: str) -> None:

@@ -221,6 +221,29 @@ INLINE = """\
             {resource}
 """
 RESOURCES = {
+    "a key record planted for another service": (
+        (
+            "Attack:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Type: String\n"
+            "      Name: !Sub '/mcp-fleet/${Fleet}/api-keys/memory'\n      Value: '[]'\n"
+        ),
+        "is named",
+    ),
+    "a custom resource on the fleet's release function": (
+        (
+            "Attack:\n    Type: Custom::Release\n    Properties:\n"
+            "      ServiceToken: !Sub 'arn:aws:lambda:${AWS::Region}:${AWS::AccountId}:function:${Fleet}-release'\n"
+            "      FunctionName: !Sub '${Fleet}-memory'\n"
+        ),
+        "(Custom::Release) is refused",
+    ),
+    "a scheduled role of the deployer's choosing": (
+        (
+            "Attack:\n    Type: AWS::Scheduler::Schedule\n    Properties:\n"
+            "      ScheduleExpression: rate(1 minute)\n      FlexibleTimeWindow: {Mode: 'OFF'}\n"
+            "      Target: {Arn: arn:aws:lambda:us-east-1:1:function:x, RoleArn: arn:aws:iam::1:role/admin}\n"
+        ),
+        "(AWS::Scheduler::Schedule) is refused",
+    ),
     "a managed policy": (
         (
             "Attack:\n    Type: AWS::IAM::ManagedPolicy\n    Properties:\n      Roles: [!Ref Role]\n"

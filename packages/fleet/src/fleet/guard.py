@@ -40,6 +40,13 @@ def _type_faults(template: dict[str, Any], where: str, guard: dict[str, Any]) ->
             if fnmatch.fnmatchcase(kind, pattern):
                 faults.append(f"{where}: {name} ({kind}) is refused: {reason}")
                 break
+        named = guard.get("own_names", {}).get(kind)
+        value = ((resource or {}).get("Properties") or {}).get(named) if named else None
+        if value is not None and not _named_by_own_stack(value):
+            faults.append(
+                f"{where}: {name} ({kind}) is named {value!r}: only names starting with "
+                "${AWS::StackName}- (or none: CloudFormation's)"
+            )
         for attach_kind, keys in guard["attachments"].items():
             if kind != attach_kind:
                 continue
@@ -55,6 +62,13 @@ def _type_faults(template: dict[str, Any], where: str, guard: dict[str, Any]) ->
                         "!Ref Role (the service's own role)"
                     )
     return faults
+
+
+def _named_by_own_stack(value: Any) -> bool:
+    """A name written as !Sub "${AWS::StackName}-..." (or "/${AWS::StackName}-...")."""
+    text = value.get("Fn::Sub") if isinstance(value, dict) else None
+    text = text[0] if isinstance(text, list) else text
+    return isinstance(text, str) and text.lstrip("/").startswith("${AWS::StackName}-")
 
 
 def _own(resource: str, own_resources: set[str]) -> bool:
