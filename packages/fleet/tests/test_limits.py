@@ -74,7 +74,7 @@ def test_the_projection_is_what_60_registered_services_measure(usage):
     """Growth is linear: 60 registrations written into the template measure as projected."""
     text = (ROOT / "template.yaml").read_text()
     for i in range(60 - SERVICES):
-        text = insert_service(text, f"grown_{i:03d}")
+        text = insert_service(text, f"zz_projection_probe_{i:03d}")  # a name no team uses
     grown = {item.name: item for item in fleet_usage(ROOT, text)}
     for name in ("root stack: resources", "REST API: resources"):
         assert grown[name].used == usage[name].at(60 - SERVICES), name
