@@ -52,14 +52,9 @@ def makefile_fault(service_path: Path) -> str | None:
 
 def makefile_faults(root: Path) -> list[str]:
     """Every service Makefile that would add build steps of its own."""
-    services = root / "services"
-    if not services.is_dir():
-        return []
-    return [
-        fault
-        for path in sorted(services.iterdir())
-        if (path / "pyproject.toml").is_file() and (fault := makefile_fault(path))
-    ]
+    from fleet.workspace import service_dirs
+
+    return [fault for service in service_dirs(root) if (fault := makefile_fault(service.path))]
 
 
 def _module_name(entry: Path) -> str | None:

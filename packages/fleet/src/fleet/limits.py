@@ -78,13 +78,7 @@ class Usage:
 
 def api_resources_limit(root: Path) -> int:
     """The REST API's resource quota: the default, or [tool.fleet] api-resources-per-api."""
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        settings = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
-        raised = settings.get("fleet", {}).get("api-resources-per-api")
-        if isinstance(raised, int) and raised > 0:
-            return raised
-    return API_RESOURCES_DEFAULT
+    return _fleet_setting(root, "api-resources-per-api", API_RESOURCES_DEFAULT)
 
 
 ACCOUNT_CONCURRENCY_DEFAULT = 1000

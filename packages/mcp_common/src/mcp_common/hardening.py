@@ -575,8 +575,7 @@ def tool_error_response(scope: Scope, request_id: Any, text: str) -> JSONRespons
     """A tools/call answered by the edge (deadline, fairness) as a valid CallToolResult for
     the request's protocol revision: an error the model reads, not a transport failure."""
     result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": True}
-    version = next((v for k, v in scope["headers"] if k == b"mcp-protocol-version"), b"")
-    if version.decode("latin-1") in STATELESS_REVISIONS:
+    if _header(scope, b"mcp-protocol-version") in STATELESS_REVISIONS:
         result["resultType"] = "complete"
     return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result})
 
