@@ -64,7 +64,7 @@ def test_a_service_missing_from_the_template_is_named_in_every_place(workspace):
     assert removed
     (workspace / "template.yaml").write_text(text)
     faults = "\n".join(check_fleet(workspace))
-    for place in ("Metadata.FleetServices", "nested stack", "route /", "Cognito scope"):
+    for place in ("Metadata.FleetServices", "nested stack", "route /", "route throttle"):
         assert f"service {SERVICE!r} is not registered in {place}" in faults
 
 

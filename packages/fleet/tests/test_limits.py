@@ -33,9 +33,9 @@ def test_a_service_costs_one_root_resource_and_two_api_resources(usage):
     assert usage["root stack: parameters"].per_service == 0
 
 
-KNOWN_PAST_A_DEFAULT = ("REST API: resources", "one operation", "Cognito")
+KNOWN_PAST_A_DEFAULT = ("REST API: resources", "one operation")
 """Quotas 200 services exceed by default, each with its way past in the README: a raised
-API quota, growing a stack in batches, another issuer for 48+ services with Cognito."""
+API quota, growing a stack in batches."""
 
 
 def by_start(usage: dict, start: str):
@@ -52,6 +52,10 @@ def test_per_service_quota_use_is_pinned(usage):
     assert by_start(usage, "one operation").per_service <= 21
     assert by_start(usage, "CodeDeploy applications").per_service == 0
     assert usage["REST API: resources"].per_service == 2
+    # Two scopes per resource server, at most three per app client, at any number of services.
+    assert by_start(usage, "Cognito: scopes per app client").per_service == 0
+    assert by_start(usage, "Cognito: scopes per app client").used == 3
+    assert by_start(usage, "Cognito: scopes per resource server").used == 2
 
 
 def test_at_200_services_every_stack_stays_within_cloudformations_limits(usage):

@@ -35,7 +35,7 @@ class TokenEndpoint:
         self.forms.append(form)
         if request.headers.get("authorization") != self.expected:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
-        scope = form.get("scope", "mcp-fleet/math mcp-fleet/weather")
+        scope = form.get("scope", "mcp-fleet/all")
         return JSONResponse(
             {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600, "scope": scope}
         )
@@ -64,22 +64,17 @@ def stack() -> Iterator[TokenEndpoint]:
             yield endpoint
 
 
-def test_prints_only_the_token_for_the_service_scope(stack, capsys):
-    assert main(["token", "--stack", "mcp-fleet", "--service", "math"]) == 0
+def test_prints_only_the_token_for_every_service(stack, capsys):
+    assert main(["token", "--stack", "mcp-fleet"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == TOKEN  # `export MCP_TOKEN=$(fleet token ...)` works
-    assert "mcp-fleet/math" in captured.err
     [form] = stack.forms
     assert form == {
         "grant_type": "client_credentials",
         "client_id": form["client_id"],
-        "scope": "mcp-fleet/math",
+        "scope": "mcp-fleet/all",  # the machine client's one scope, whatever the fleet's size
     }
-
-
-def test_without_a_service_the_token_carries_every_scope(stack, capsys):
-    assert main(["token", "--stack", "mcp-fleet"]) == 0
-    assert "scope" not in stack.forms[0]
+    assert "access token for mcp-fleet/all" in captured.err
 
 
 def test_a_stack_without_cognito_is_a_clear_error(capsys):

@@ -99,7 +99,8 @@ def test_with_cognito_prints_the_client_scopes_and_oauth_configuration():
     }
     text = client_configuration({"math": f"{API}/math/mcp"}, outputs)
     assert "OAuth client id: people123" in text
-    assert "# math: scope mcp-fleet/math" in text
+    assert "every service asks for mcp-fleet/services" in text
+    assert "# math: group math" in text
     assert (
         f"claude mcp add --transport http --client-id people123 --callback-port 8765 math {API}/math/mcp"
         in text

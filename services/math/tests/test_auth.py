@@ -294,7 +294,47 @@ class TestCognito:
         response = post(cognito_service.base, **self.bearer(token))
         assert response.status_code == 403
         assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
-        assert 'scope="mcp-fleet/math"' in response.headers["www-authenticate"]
+        assert 'scope="mcp-fleet/services"' in response.headers["www-authenticate"]
+
+    @pytest.mark.parametrize(
+        ("scopes", "groups"),
+        [
+            pytest.param("openid mcp-fleet/services", ["math"], id="its-group"),
+            pytest.param("openid mcp-fleet/services", ["weather", "all"], id="group-all"),
+            pytest.param("mcp-fleet/all", None, id="machine-scope-all"),
+        ],
+    )
+    def test_one_sign_in_reaches_the_services_the_groups_name(
+        self, cognito_service, cognito, scopes, groups
+    ):
+        """Two scopes for any number of services: Cognito's 50 per app client never binds."""
+        claims = {} if groups is None else {"cognito:groups": groups}
+        token = cognito.cognito_token(PEOPLE, scopes, **claims)
+        assert post(cognito_service.base, **self.bearer(token)).status_code == 200
+
+    @pytest.mark.parametrize(
+        ("scopes", "claims"),
+        [
+            pytest.param("openid mcp-fleet/services", {"cognito:groups": ["weather"]}, id="other"),
+            pytest.param("openid mcp-fleet/services", {}, id="no-groups"),
+            pytest.param("openid", {"cognito:groups": ["math"]}, id="group-without-scope"),
+            pytest.param("openid mcp-fleet/services", {"cognito:groups": "math"}, id="string"),
+            pytest.param("openid mcp-fleet/services", {"cognito:groups": "all"}, id="string-all"),
+            pytest.param("openid mcp-fleet/services", {"groups": ["math"]}, id="other-claim"),
+            pytest.param("openid mcp-fleet/services", {"cognito:groups": ["Math"]}, id="case"),
+            pytest.param("openid services all", {"cognito:groups": ["math"]}, id="unprefixed"),
+            pytest.param("openid other/all", {}, id="other-server"),
+        ],
+    )
+    def test_groups_and_scopes_that_do_not_name_the_service_are_403(
+        self, cognito_service, cognito, scopes, claims
+    ):
+        """The attacks on the group rule: another team's group, a string claim (never split
+        into letters), a group without the scope, a look-alike claim or scope."""
+        token = cognito.cognito_token(PEOPLE, scopes, **claims)
+        response = post(cognito_service.base, **self.bearer(token))
+        assert response.status_code == 403, response.text
+        assert "the group 'math'" in response.json()["error_description"]
 
     @pytest.mark.parametrize("sub", [None, ""])
     def test_a_token_without_sub_is_its_client_in_a_namespace_of_its_own(
@@ -351,5 +391,5 @@ class TestCognito:
             .json()
         )
         assert metadata["authorization_servers"] == [COGNITO_ISSUER]
-        assert metadata["scopes_supported"] == ["mcp-fleet/math"]
+        assert metadata["scopes_supported"] == ["mcp-fleet/services"]
         assert metadata["resource"] == f"{cognito_service.base}/math/mcp"

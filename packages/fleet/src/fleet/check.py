@@ -181,7 +181,6 @@ def _expected_places(template: dict[str, Any], service: str) -> set[str]:
         "Metadata.FleetServices",
         f"nested stack {logical_id(service)}",
         f"route {route_path(service)}",
-        "Cognito scope",
         "route throttle",
     }
 

@@ -292,6 +292,16 @@ def account_usage(root: Path, text: str, service_cfn: dict[str, Any]) -> list[Us
     root_resources = len(cfn["Resources"]) - services  # the root's own, without the services
     roles_root = _count(cfn, "AWS::IAM::Role")
     roles_service = _count(service_cfn, "AWS::IAM::Role")
+    client_scopes = [
+        res["Properties"].get("AllowedOAuthScopes") or []
+        for res in cfn["Resources"].values()
+        if res.get("Type") == "AWS::Cognito::UserPoolClient"
+    ]
+    server_scopes = [
+        res["Properties"].get("Scopes") or []
+        for res in cfn["Resources"].values()
+        if res.get("Type") == "AWS::Cognito::UserPoolResourceServer"
+    ]
     cognito = "true" in (
         str(template.get("Parameters", {}).get("EnableCognito", {}).get("Default")),
         *(
@@ -328,16 +338,14 @@ def account_usage(root: Path, text: str, service_cfn: dict[str, Any]) -> list[Us
         ),
         Usage(
             "Cognito: scopes per app client (EnableCognito)",
-            services + 2,
+            max((len(scopes) for scopes in client_scopes), default=0),
             COGNITO_SCOPES_PER_CLIENT,
-            1,
             applies=cognito,
         ),
         Usage(
             "Cognito: scopes per resource server (EnableCognito)",
-            services,
+            max((len(scopes) for scopes in server_scopes), default=0),
             COGNITO_SCOPES_PER_RESOURCE_SERVER,
-            1,
             applies=cognito,
         ),
     ]

@@ -1,8 +1,12 @@
-"""`fleet token --stack NAME [--service S]`: an access token for the machine app client.
+"""`fleet token --stack NAME`: an access token for the machine app client.
 
 Client credentials against the stack's Cognito user pool (EnableCognito=true). The client
 secret is read from Cognito each time, never kept in a file; the token is the only thing
 printed on stdout, so `export MCP_TOKEN=$(uv run fleet token --stack mcp-fleet)` works.
+Its scope is `mcp-fleet/all`, every service: the machine client is the operators' (a
+client-credentials token carries no groups). A machine that should reach some services only
+needs an issuer of its own that grants `<resource server>/<service>`, which every service
+accepts (README "Sign in with Cognito").
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from fleet.workspace import FleetError
 NEEDED = ("CognitoUserPoolId", "CognitoMachineClientId", "CognitoTokenUrl", "CognitoResourceServer")
 
 
-def machine_token(outputs: dict[str, str], cognito: Any, service: str | None) -> dict[str, Any]:
+def machine_token(outputs: dict[str, str], cognito: Any) -> dict[str, Any]:
     """The token endpoint's answer (access_token, expires_in, ...) for the machine client."""
     missing = [name for name in NEEDED if name not in outputs]
     if missing:
@@ -34,9 +38,11 @@ def machine_token(outputs: dict[str, str], cognito: Any, service: str | None) ->
     secret = described["UserPoolClient"].get("ClientSecret")
     if not secret:
         raise FleetError(f"app client {client_id} has no secret: it is not the machine client")
-    form = {"grant_type": "client_credentials", "client_id": client_id}
-    if service is not None:
-        form["scope"] = f"{outputs['CognitoResourceServer']}/{service}"
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "scope": f"{outputs['CognitoResourceServer']}/all",
+    }
     try:
         response = httpx.post(
             outputs["CognitoTokenUrl"], data=form, auth=(client_id, secret), timeout=10
@@ -53,8 +59,8 @@ def machine_token(outputs: dict[str, str], cognito: Any, service: str | None) ->
 def run(args: argparse.Namespace) -> int:
     aws.apply_samconfig(args)
     outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
-    answer = machine_token(outputs, aws.client(args, "cognito-idp"), args.service)
-    scope = answer.get("scope", "every service's scope")
+    answer = machine_token(outputs, aws.client(args, "cognito-idp"))
+    scope = answer.get("scope", "every service")
     print(f"access token for {scope}, valid {answer.get('expires_in', '?')} s", file=sys.stderr)
     print(answer["access_token"])
     return 0
@@ -64,6 +70,5 @@ def add_parser(commands: Any) -> None:
     token = commands.add_parser(
         "token", help="print an access token for the stack's machine client (Cognito)"
     )
-    token.add_argument("--service", help="only this service's scope (default: all of them)")
     aws.add_arguments(token, stack=True)
     token.set_defaults(handler=run)

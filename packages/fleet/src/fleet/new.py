@@ -35,7 +35,8 @@ RESERVED = {
     "mcp_common",
     "test",
     "tests",
-    "services",
+    "services",  # and "all": Cognito's scopes mcp-fleet/services and mcp-fleet/all, the group all
+    "all",
     "packages",
     "well_known",
     "health",  # the API's own /health (Route 53's check of a region)

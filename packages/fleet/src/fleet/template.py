@@ -28,7 +28,7 @@ allows 200 of those per template, and nothing else would be left for the fleet.)
 OWN_TEMPLATE = "infra.yaml"
 """Each service's own stack, in its folder: its resources, IAM statements and settings."""
 RESOURCE_SERVER = "mcp-fleet"
-"""The Cognito resource server: a service's scope is <RESOURCE_SERVER>/<service>."""
+"""The Cognito resource server: scopes <RESOURCE_SERVER>/services and <RESOURCE_SERVER>/all."""
 ALARMS: tuple[str, ...] = (
     "ToolErrorRateAlarm",
     "LatencyAlarm",
@@ -116,7 +116,6 @@ MARKERS: tuple[Marker, ...] = (
     Marker("services", "Metadata.FleetServices"),
     Marker("routes", "the API's OpenAPI paths"),
     Marker("stacks", "Resources"),
-    Marker("scopes", "the Cognito resource server's scopes"),
     Marker("throttles", "the API stage's per-route throttles"),
 )
 
@@ -146,9 +145,6 @@ def registration(service: str) -> dict[str, list[str]]:
                 f"  Properties: {{TemplateURL: {SERVICE_TEMPLATE}, "
                 f"Parameters: {{<<: *service_parameters, Service: {service}}}}}"
             ),
-        ],
-        "scopes": [
-            f"- {{ScopeName: {service}, ScopeDescription: Call the {service} service's tools}}"
         ],
         "throttles": [
             (
@@ -259,9 +255,6 @@ def registered_services(template: dict[str, Any]) -> dict[str, set[str]]:
                 match = re.fullmatch(r"/~1([^~/]+)~1\{proxy\+\}", path)
                 if match:
                     note(match[1], "route throttle")
-        elif kind == "AWS::Cognito::UserPoolResourceServer":
-            for scope in properties.get("Scopes", []) or []:
-                note(scope.get("ScopeName"), "Cognito scope")
         elif kind == "AWS::Logs::QueryDefinition":
             for group in properties.get("LogGroupNames", []) or []:
                 target = (group.get("Fn::GetAtt") or [None])[0] if isinstance(group, dict) else None

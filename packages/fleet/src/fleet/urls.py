@@ -70,7 +70,8 @@ def _cognito_configuration(urls: dict[str, str], outputs: dict[str, str]) -> str
     resource_server = outputs.get("CognitoResourceServer", "mcp-fleet")
     callbacks = outputs.get("CognitoPeopleCallbackUrls", "(see the CognitoCallbackUrls parameter)")
     lines = [
-        "# Sign in with Cognito: every service asks for its own scope",
+        f"# Sign in with Cognito: every service asks for {resource_server}/services, and a person",
+        "# reaches the services their Cognito groups name (a group per service, or `all`)",
         f"#   OAuth client id: {client_id} (no client secret: authorization code + PKCE)",
         f"#   callback URLs allowed now: {callbacks}",
         "#   A hosted connector (Claude, ChatGPT) needs its callback URL added to the stack's",
@@ -80,7 +81,7 @@ def _cognito_configuration(urls: dict[str, str], outputs: dict[str, str]) -> str
     for service, url in urls.items():
         oauth = f"--client-id {client_id} --callback-port {CLAUDE_CODE_CALLBACK_PORT}"
         lines += [
-            f"# {service}: scope {resource_server}/{service}",
+            f"# {service}: group {service}",
             f"claude mcp add --transport http {oauth} {service} {url}",
         ]
     mcp_json = {

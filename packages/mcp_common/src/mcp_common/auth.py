@@ -156,9 +156,9 @@ class ApiKeyAuthenticator:
 
 
 class JwtAuthenticator:
-    def __init__(self, verifier: Any, required_scopes: list[str]) -> None:
+    def __init__(self, verifier: Any, settings: AuthSettings) -> None:
         self.verifier = verifier
-        self.required_scopes = required_scopes
+        self.settings = settings
 
     async def authenticate(self, credential: str | None, service: str) -> str:
         from mcp_common.tokens import IssuerUnavailable, TokenRejected
@@ -174,15 +174,20 @@ class JwtAuthenticator:
         except Exception:  # a token no check foresaw: refused (fail closed), never a 500
             logger.exception("token verification failed unexpectedly; the token is refused")
             raise Denied(401, "invalid_token", "token signature or format is invalid") from None
-        missing = [scope for scope in self.required_scopes if scope not in token.scopes]
-        if missing:
+        if not self.settings.grants(service, token.scopes, token.groups):
+            needed = " ".join(self.settings.scopes_for(service))
             raise Denied(
                 403,
                 "insufficient_scope",
-                f"token lacks scope: {' '.join(missing)}",
+                f"token grants no access to service {service!r} (it needs {needed}"
+                f"{' and the group ' + repr(service) if self._by_groups else ''})",
                 token.principal,
             )
         return token.principal
+
+    @property
+    def _by_groups(self) -> bool:
+        return bool(self.settings.jwt_resource_server and not self.settings.jwt_required_scopes)
 
     def invalidate(self) -> None:
         self.verifier.keys.invalidate()
@@ -214,8 +219,9 @@ def build_authenticator(settings: AuthSettings, service: str) -> Authenticator:
         JwksKeys(settings.jwt_jwks_uri or "", budget=settings.wait_seconds),
         issuer=settings.jwt_issuer or "",
         audiences=settings.jwt_audience,
+        groups_claim=settings.jwt_groups_claim,
     )
-    return JwtAuthenticator(verifier, settings.scopes_for(service))
+    return JwtAuthenticator(verifier, settings)
 
 
 def _credential(headers: dict[bytes, bytes]) -> str | None:

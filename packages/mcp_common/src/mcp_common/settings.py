@@ -66,6 +66,13 @@ CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
 
 AuthMode = Literal["none", "api_key", "jwt"]
 
+FLEET_SCOPE = "all"
+"""<resource server>/all: every service (Cognito's machine client)."""
+GROUPS_SCOPE = "services"
+"""<resource server>/services: the services the token's groups name (Cognito's people client)."""
+FLEET_GROUP = "all"
+"""A group that names every service, for people who need them all."""
+
 
 class AuthSettings(BaseSettings):
     """Who may call the service: MCP_AUTH and the key / JWT sources behind it."""
@@ -99,8 +106,14 @@ class AuthSettings(BaseSettings):
         max_length=256,
         validation_alias="MCP_JWT_RESOURCE_SERVER",
     )
-    """A Cognito resource server: unless MCP_JWT_REQUIRED_SCOPES says otherwise, service
-    <svc> requires the scope <resource server>/<svc>."""
+    """A resource server R (Cognito's `mcp-fleet`): unless MCP_JWT_REQUIRED_SCOPES says
+    otherwise, a token reaches service <svc> with scope R/all (every service), R/<svc> (this
+    one), or R/services and the group <svc> or `all` in its groups claim. So a pool's app client
+    needs two scopes whatever the number of services (Cognito allows 50 per client)."""
+    jwt_groups_claim: str = Field(
+        default="cognito:groups", max_length=128, validation_alias="MCP_JWT_GROUPS_CLAIM"
+    )
+    """The claim listing the caller's groups (R/services access); empty: none is read."""
     public_base_url: str | None = Field(default=None, validation_alias="MCP_PUBLIC_BASE_URL")
 
     @field_validator("mode", mode="before")
@@ -115,12 +128,24 @@ class AuthSettings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     def scopes_for(self, service: str) -> list[str]:
-        """The scopes a token needs to call `service`."""
+        """The scopes a client asks for to call `service` (challenges, RFC 9728 metadata): with
+        a resource server, the one scope that, with the caller's groups, covers the fleet."""
         if self.jwt_required_scopes:
             return list(self.jwt_required_scopes)
         if self.jwt_resource_server:
-            return [f"{self.jwt_resource_server}/{service}"]
+            return [f"{self.jwt_resource_server}/{GROUPS_SCOPE}"]
         return []
+
+    def grants(self, service: str, scopes: frozenset[str], groups: frozenset[str]) -> bool:
+        """Whether a token with these scopes and groups may call `service` (the rule above)."""
+        if self.jwt_required_scopes:
+            return all(scope in scopes for scope in self.jwt_required_scopes)
+        server = self.jwt_resource_server
+        if not server:
+            return True
+        if f"{server}/{FLEET_SCOPE}" in scopes or f"{server}/{service}" in scopes:
+            return True
+        return f"{server}/{GROUPS_SCOPE}" in scopes and bool({service, FLEET_GROUP} & groups)
 
     @property
     def effective_mode(self) -> AuthMode:

@@ -7,7 +7,9 @@ with the same small clock-skew allowance), `iss` the configured issuer, and eith
 - no `aud`, `client_id` naming one of them and `token_use: access` (a Cognito access
   token: Cognito puts the app client in `client_id`, not in `aud`).
 A token that says it is not an access token (`token_use: id`, Cognito's id token) is
-refused whatever else it carries. Scopes come from `scope` (space-separated) or `scp`.
+refused whatever else it carries. Scopes come from `scope` (space-separated) or `scp`;
+groups from the configured groups claim (Cognito's `cognito:groups`), a list of strings or
+none at all: a claim of any other shape grants no group.
 Every claim the checks read must have the type the JWT and OAuth specs give it, or the
 token is refused (401): a list where a string belongs never reaches a comparison.
 
@@ -76,6 +78,8 @@ class VerifiedToken:
     """`sub`, or `client:<client_id>` for a token without one (see the module docstring)."""
     client_id: str | None
     scopes: frozenset[str]
+    groups: frozenset[str] = frozenset()
+    """The groups claim's names (Cognito user groups): what `services` access is decided by."""
 
 
 class JwksKeys:
@@ -248,11 +252,25 @@ def _scopes(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
+def _groups(claims: dict[str, Any], claim: str) -> frozenset[str]:
+    value = claims.get(claim) if claim else None
+    if not isinstance(value, list):
+        return frozenset()  # a string is not split into letters, an object grants nothing
+    return frozenset(item for item in value if isinstance(item, str) and item)
+
+
 class TokenVerifier:
     """Verify a bearer JWT as the module docstring says; raise TokenRejected or IssuerUnavailable."""
 
-    def __init__(self, keys: JwksKeys, issuer: str, audiences: Iterable[str]) -> None:
+    def __init__(
+        self,
+        keys: JwksKeys,
+        issuer: str,
+        audiences: Iterable[str],
+        groups_claim: str = "cognito:groups",
+    ) -> None:
         self.keys = keys
+        self.groups_claim = groups_claim
         self.issuer = issuer
         self.audiences = frozenset(audiences)
         self._registry = jwt.JWTClaimsRegistry(
@@ -281,7 +299,10 @@ class TokenVerifier:
         self._check_audience(claims)
         client_id = claims.get("client_id")
         return VerifiedToken(
-            principal=_principal(claims), client_id=client_id, scopes=_scopes(claims)
+            principal=_principal(claims),
+            client_id=client_id,
+            scopes=_scopes(claims),
+            groups=_groups(claims, self.groups_claim),
         )
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
