@@ -160,6 +160,36 @@ def test_a_service_that_would_cross_a_limit_is_refused(workspace, capsys):
     assert fingerprint(workspace) == before
 
 
+def test_several_services_at_once_are_one_check_and_one_lock(workspace, capsys):
+    names = [unused_name("batch") + suffix for suffix in ("a", "b", "c")]
+    assert main(["new", *names, "--no-lock"]) == 0
+    assert f"uv run pytest {' '.join(f'services/{n}' for n in names)}" in capsys.readouterr().out
+    registered = registered_services(load_template(workspace / "template.yaml"))
+    for name in names:
+        assert (workspace / "services" / name / "infra.yaml").is_file()
+        assert f"nested stack {logical_id(name)}" in registered[name]
+    assert main(["new", "twice_x", "twice_x", "--no-lock"]) == 1
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_a_batch_counts_its_new_services_in_the_account_quotas(workspace, capsys):
+    """The folders do not exist yet when the quotas are checked: a batch that would reserve
+    more concurrency than the account has is refused whole, though one service fits."""
+    from fleet.limits import UNRESERVED_CONCURRENCY, fleet_usage
+
+    [reserved] = [u for u in fleet_usage(workspace) if u.name.startswith("Lambda: reserved")]
+    room_for_one = UNRESERVED_CONCURRENCY + reserved.used + reserved.per_service
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + f"\n[tool.fleet]\naccount-concurrency = {room_for_one}\n"
+    )
+    before = fingerprint(workspace)
+    assert main(["new", unused_name("pair") + "a", unused_name("pair") + "b", "--no-lock"]) == 1
+    assert "would cross a limit: Lambda: reserved concurrency" in capsys.readouterr().err
+    assert fingerprint(workspace) == before
+    assert main(["new", unused_name("single"), "--no-lock"]) == 0
+
+
 @pytest.mark.parametrize("prefix", ["aprobe", "zprobe"])  # sorts before / after mcp_common
 def test_generated_code_is_ruff_clean_as_written(workspace, prefix):
     """Regression: the scaffold's imports failed ruff's I001 in CI."""

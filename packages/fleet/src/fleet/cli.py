@@ -138,14 +138,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_new(args: argparse.Namespace) -> int:
-    from fleet.new import create_service
+    from fleet.new import create_services
 
     root = find_root()
-    target = create_service(root, args.name, lock=not args.no_lock)
-    print(f"created {target.relative_to(root)}; next:")
+    targets = create_services(root, args.name, lock=not args.no_lock)
+    print(f"created {', '.join(str(t.relative_to(root)) for t in targets)}; next:")
+    folders = " ".join(f"services/{name}" for name in args.name)
     steps = [
-        (f"uv run pytest services/{args.name}", "its tests"),
-        ("uv run fleet dev", f"serves /{args.name}/mcp"),
+        (f"uv run pytest {folders}", "its tests"),
+        ("uv run fleet dev", f"serves {', '.join(f'/{name}/mcp' for name in args.name)}"),
         ("uv run fleet check && uv run sam build", "consistent, then built for Lambda"),
     ]
     width = max(len(command) for command, _ in steps)
@@ -287,7 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_check)
 
     new = commands.add_parser("new", help="create a service and wire it into the fleet")
-    new.add_argument("name", help="lowercase identifier: the URL segment and package stem")
+    new.add_argument(
+        "name",
+        nargs="+",
+        help="lowercase identifier: the URL segment and package stem (several: one lock, one check)",
+    )
     new.add_argument("--no-lock", action="store_true", help="skip `uv lock` (tests only)")
     new.set_defaults(handler=_cmd_new)
 

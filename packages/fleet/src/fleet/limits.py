@@ -163,9 +163,12 @@ def _shape(text: str) -> _Shape:
     )
 
 
-def fleet_usage(root: Path, template_text: str | None = None) -> list[Usage]:
+def fleet_usage(
+    root: Path, template_text: str | None = None, extra_services: int = 0
+) -> list[Usage]:
     """Every limit, for template.yaml (or `template_text` instead), its service stacks and
-    each service's own stack."""
+    each service's own stack; `extra_services` are registered in the text but have no folder
+    yet (fleet new checks before it writes)."""
     text = template_text if template_text is not None else (root / TEMPLATE).read_text()
     now, more = _shape(text), _shape(insert_service(text, PROBE))
     usage = [
@@ -199,6 +202,7 @@ def fleet_usage(root: Path, template_text: str | None = None) -> list[Usage]:
         ),
     ]
     reserved, default = reserved_concurrency(root, parse_template(text))
+    reserved += extra_services * default  # new services reserve the default
     usage.append(
         Usage(
             "Lambda: reserved concurrency (account, region)",
@@ -210,7 +214,7 @@ def fleet_usage(root: Path, template_text: str | None = None) -> list[Usage]:
     )
     service = load_template(root / SERVICE_TEMPLATE)
     service_cfn = transform(service)
-    usage += account_usage(root, text, service_cfn)
+    usage += account_usage(root, text, service_cfn, extra_services)
     usage += [
         Usage("each service stack: resources", len(service_cfn["Resources"]), STACK_RESOURCES),
         Usage("each service stack: outputs", len(service_cfn.get("Outputs", {})), STACK_OUTPUTS),
@@ -273,13 +277,15 @@ def _count(cfn: dict[str, Any], kind: str) -> int:
     return sum(1 for res in cfn.get("Resources", {}).values() if res.get("Type") == kind)
 
 
-def account_usage(root: Path, text: str, service_cfn: dict[str, Any]) -> list[Usage]:
+def account_usage(
+    root: Path, text: str, service_cfn: dict[str, Any], extra_services: int = 0
+) -> list[Usage]:
     """The account- and region-wide quotas the fleet consumes, for every stack samconfig.toml
     deploys (stages and regions alike: an upper bound for one region), per service measured
     on the templates as CloudFormation receives them."""
     template = parse_template(text)
     cfn = _transformed(text)
-    services = len(service_dirs(root))
+    services = len(service_dirs(root)) + extra_services
     stacks = len(deploy_environments(root))
     own = [
         load_template(s.path / OWN_TEMPLATE)
@@ -355,7 +361,7 @@ def over_limits(root: Path, template_text: str, extra_services: int = 0) -> list
     """The limits `template_text` crosses, one phrase each (empty: none)."""
     return [
         f"{usage.name} would be {usage.used:,} (limit {usage.limit:,})"
-        for usage in fleet_usage(root, template_text)
+        for usage in fleet_usage(root, template_text, extra_services)
         if usage.crossed
     ]
 
