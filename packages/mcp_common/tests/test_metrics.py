@@ -52,9 +52,13 @@ def test_a_published_version_is_also_a_dimension_for_its_release_alarms():
     """The release's rollback alarms read `[service, version]`: only the new version's own
     calls can roll it back."""
     fields = {"outcome": "tool_error", "service": "svc"}
-    RequestMetrics("ns", version="7").add(fields, 0.0, by_tool=False, refusal=None)
-    [directive] = fields["_aws"]["CloudWatchMetrics"]
-    assert directive["Dimensions"] == [["service"], ["service", "version"]]
+    RequestMetrics("ns", version="7").add(fields, 0.0, by_tool=False, refusal="auth")
+    by_service, by_version = fields["_aws"]["CloudWatchMetrics"]
+    assert by_service["Dimensions"] == [["service"]]
+    assert "refused_auth" in {metric["Name"] for metric in by_service["Metrics"]}
+    # By version only what the release alarms read: each metric is a month's fee.
+    assert by_version["Dimensions"] == [["service", "version"]]
+    assert [m["Name"] for m in by_version["Metrics"]] == ["duration_ms", "tool_error"]
     assert fields["version"] == "7"
     for unpublished in (None, "$LATEST"):
         fields = {"outcome": "ok", "service": "svc"}

@@ -23,13 +23,16 @@ def test_per_million_calls_is_the_sum_of_priced_lines():
 
 
 def test_fixed_cost_grows_with_services_and_the_metric_counts_match_the_code():
-    assert 3 + len(REFUSALS) + 1 == cost.METRICS_PER_SERVICE  # + startup_ms
+    by_service = 3 + len(REFUSALS) + 1  # + startup_ms
+    assert by_service + 2 == cost.METRICS_PER_SERVICE  # by version: duration_ms, tool_error
     assert cost.METRICS_PER_TOOL == 2
+    # Seven alarms a service (four, and the release's three on the new version), one fleet-wide.
+    assert (cost.ALARMS_PER_SERVICE, cost.FLEET_ALARMS) == (7, 1)
     month = {name.split(" (")[0]: value for name, value in cost.fixed_per_month(200)}
-    assert month["custom metrics"] == pytest.approx(200 * 7 * 0.30)
-    assert month["alarms"] == pytest.approx((200 * 4 + 1) * 0.10)
+    assert month["custom metrics"] == pytest.approx(200 * 9 * 0.30)
+    assert month["alarm metrics"] == pytest.approx((200 * 7 + 1) * 0.10)
     before = dict(cost.fixed_per_month(200, before=True))
-    assert sum(before.values()) > 4 * sum(month.values())
+    assert sum(before.values()) > 3 * sum(month.values())
 
 
 def test_the_report_names_every_price_and_the_date_it_was_read():

@@ -5,11 +5,11 @@ extra line, no API call. EMF's rules, which every block here follows: at most 10
 metrics per directive and 30 dimensions per set; every dimension is a string field of
 the line and every metric a number field of the line; `Timestamp` in epoch ms.
 
-- Request line, by `[service]` (and, on a published version, `[service, version]`, which the
-  release alarms watch): `duration_ms` (Milliseconds; its SampleCount is the request
+- Request line, by `[service]`: `duration_ms` (Milliseconds; its SampleCount is the request
   count), the outcome counts `tool_error` and `protocol_error` (0 or 1, so error rates are
   their Average), and a count per refusal kind (`refused_auth`, `refused_size`,
-  `refused_version`) when the edge refused it.
+  `refused_version`) when the edge refused it. On a published version, also `duration_ms` and
+  `tool_error` by `[service, version]`: what the release's rollback alarms read, nothing more.
 - With per-tool metrics on (MCP_METRICS_PER_TOOL, a service's choice), also `duration_ms`
   and `tool_error` by `[service, tool]`, for calls of a tool the service has (an unknown
   tool name never becomes a dimension value).
@@ -17,7 +17,7 @@ the line and every metric a number field of the line; `Timestamp` in epoch ms.
 
 Every metric that receives data costs a month's fee (~$0.30), so what is published grows
 with services, not with tools: at most 7 per service (the 3 always sent, 3 refusal kinds,
-startup), 2 per tool where a service opts in. Everything else about a tool (its p50, its
+startup) and 2 by the version serving, 2 per tool where a service opts in. Everything else about a tool (its p50, its
 callers, its errors' classes) is in the request line, for the saved Logs Insights queries.
 Counts carry no unit (CloudWatch's default, `None`): a constant fewer in every line.
 
@@ -31,6 +31,8 @@ from typing import Any, Final
 OUTCOMES: Final = ("tool_error", "protocol_error")
 """Outcome counts published (0 or 1); `ok` is what neither is: requests minus the two."""
 TOOL_METRICS: Final = ("duration_ms", "tool_error")
+VERSION_METRICS: Final = ("duration_ms", "tool_error")
+"""By `[service, version]`: the release alarms' p99 and error rate (each costs a month's fee)."""
 REFUSALS: Final = ("auth", "size", "version")
 MAX_METRICS: Final = 100
 MAX_DIMENSIONS: Final = 30
@@ -59,18 +61,23 @@ class RequestMetrics:
         """The published version serving (AWS_LAMBDA_FUNCTION_VERSION): the request metrics are
         also written by `[service, version]`, which a release's rollback alarms watch, so only
         the version being released can roll it back."""
-        by_service = [["service"], ["service", "version"]] if self.version else [["service"]]
         base: list[tuple[str, str | None]] = [("duration_ms", _MS), *((o, None) for o in OUTCOMES)]
         units = dict(base)
         tool = _directive(namespace, [["service", "tool"]], [(m, units[m]) for m in TOOL_METRICS])
+        by_version = [
+            _directive(
+                namespace, [["service", "version"]], [(m, units[m]) for m in VERSION_METRICS]
+            )
+        ]
         # One list of directives per shape, built once: the per-request work is a dict copy.
         self._directives = {
             (by_tool, refusal): [
                 _directive(
                     namespace,
-                    by_service,
+                    [["service"]],
                     base + ([(f"refused_{refusal}", None)] if refusal else []),
                 ),
+                *(by_version if self.version else []),
                 *([tool] if by_tool and per_tool else []),
             ]
             for by_tool in (False, True)
@@ -104,10 +111,13 @@ def startup_document(namespace: str, created: float) -> dict[str, Any]:
     }
 
 
-def published_metrics(per_tool: bool) -> dict[tuple[str, ...], set[str]]:
+def published_metrics(
+    per_tool: bool, version: str | None = None
+) -> dict[tuple[str, ...], set[str]]:
     """{dimension set: metric names} over every shape of line a service can write: what a
-    month's bill counts, per service and per tool (the cost model and its test read it)."""
-    metrics = RequestMetrics("count", per_tool=per_tool)
+    month's bill counts, per service, per tool and (on a published `version`) per version (the
+    cost model and its test read it)."""
+    metrics = RequestMetrics("count", per_tool=per_tool, version=version)
     documents = [startup_document("count", 0.0)]
     for by_tool in (False, True):
         for refusal in (None, *REFUSALS):

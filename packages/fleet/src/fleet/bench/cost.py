@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fleet.bench.probe import free_port, read_response, request_bytes
 from fleet.testing import stop, wait_for_http
+from fleet.workspace import find_root
 from mcp_common.metrics import published_metrics
 
 PRICES_READ = "2026-12-02"
@@ -46,10 +47,30 @@ PRICES: Mapping[str, tuple[float, str]] = {
 MEMORY_GB = 1.0
 """Every function's default memory (1024 MB; a service's infra.yaml may say otherwise)."""
 SECONDS_A_MONTH = 30 * 24 * 3600
-ALARMS_PER_SERVICE = 4
-FLEET_ALARMS = 1
-_PUBLISHED = published_metrics(per_tool=True)
-METRICS_PER_SERVICE = len(_PUBLISHED[("service",)])
+
+
+def alarm_metrics(template: Path) -> int:
+    """Alarm metrics a template's alarms are billed for: one per alarm on a metric, one per
+    metric an alarm's math reads."""
+    from fleet.template import load_template
+
+    total = 0
+    for resource in load_template(template).get("Resources", {}).values():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        queries = resource["Properties"].get("Metrics") or []
+        total += sum(1 for query in queries if "MetricStat" in query) or 1
+    return total
+
+
+_ROOT = find_root(Path(__file__).parent)
+ALARMS_PER_SERVICE = alarm_metrics(_ROOT / "infra" / "service.yaml")
+FLEET_ALARMS = alarm_metrics(_ROOT / "template.yaml")
+"""Read from the templates: the release's rollback alarms on the new version included."""
+_PUBLISHED = published_metrics(per_tool=True, version="1")
+METRICS_PER_SERVICE = len(_PUBLISHED[("service",)]) + len(_PUBLISHED[("service", "version")])
+"""By service, and by [service, version] for the version serving (a release runs two for its
+canary's minutes; a metric is billed by the hour it receives data)."""
 METRICS_PER_TOOL = len(_PUBLISHED[("service", "tool")])
 """Read from the EMF directives themselves (pinned by mcp_common's test_metrics.py)."""
 BEFORE_METRICS_PER_SERVICE, BEFORE_METRICS_PER_TOOL = 8, 4
@@ -165,11 +186,14 @@ def fixed_per_month(
         label = f"custom metrics ({metrics:,}: 8 per service + 4 per tool, as before)"
     else:
         metrics = services * METRICS_PER_SERVICE
-        label = f"custom metrics ({metrics:,}: {METRICS_PER_SERVICE} per service; per-tool off)"
+        label = (
+            f"custom metrics ({metrics:,}: {METRICS_PER_SERVICE} per service, by service and by "
+            "version; per-tool off)"
+        )
     alarms = services * ALARMS_PER_SERVICE + FLEET_ALARMS
     return [
         (label, metrics * price["custom_metric_month"]),
-        (f"alarms ({alarms:,})", alarms * price["alarm_metric_month"]),
+        (f"alarm metrics ({alarms:,})", alarms * price["alarm_metric_month"]),
         ("dashboard (1)", price["dashboard_month"]),
     ]
 
