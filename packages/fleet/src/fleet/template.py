@@ -271,9 +271,10 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
     """A key twice in one mapping: what a union merge of two edits to one line leaves."""
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as their long form, and refuses
-    duplicate keys (YAML would silently keep the last)."""
+    duplicate keys (YAML would silently keep the last). libyaml's parser where PyYAML has it:
+    fleet check reads the root template and every service's stack several times."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # Only the mapping's own keys count: a merge key's (<<) values may be overridden.
