@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fleet.template import load_template, transform
+from fleet.template import load_template, service_parameters, transform
 from fleet.workspace import find_root
 
 ROOT = find_root(Path(__file__).parent)
@@ -59,7 +59,7 @@ def created(cfn: dict[str, Any], values: dict[str, str]) -> set[str]:
 
 def service_parameter(name: str, values: dict[str, str]) -> Any:
     source = load_template(ROOT / "template.yaml")
-    return holds(transform(source), source["Metadata"]["ServiceParameters"][name], values)
+    return holds(transform(source), service_parameters(source)[name], values)
 
 
 DOMAIN = {

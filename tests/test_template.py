@@ -20,11 +20,13 @@ from fleet.template import (
     ALARMS,
     OWN_OUTPUTS,
     ROUTE_OUTPUTS,
+    SETTINGS_STACK,
     insert_service,
     load_template,
     logical_id,
     parse_template,
     route_path,
+    service_parameters,
     transform,
 )
 from fleet.workspace import find_root, service_dirs
@@ -158,15 +160,23 @@ def test_adding_a_service_redeploys_the_stage_with_its_route(source, monkeypatch
 
 def test_one_stack_per_service_folder_nesting_what_every_service_has(cfn):
     stacks = resources_of(cfn, "AWS::CloudFormation::Stack")
-    assert set(stacks) == {logical_id(service) for service in SERVICES}
+    assert set(stacks) == {logical_id(service) for service in SERVICES} | {SETTINGS_STACK}
     for service in SERVICES:
         assert stacks[logical_id(service)]["Properties"]["Parameters"]["Service"] == service
 
 
 def test_every_parameter_of_the_service_stack_is_passed_and_nothing_else(cfn):
     declared = set(load_template(ROOT / "infra" / "service.yaml")["Parameters"])
-    for stack in resources_of(cfn, "AWS::CloudFormation::Stack").values():
-        assert set(stack["Properties"]["Parameters"]) == declared
+    stacks = resources_of(cfn, "AWS::CloudFormation::Stack")
+    for name, stack in stacks.items():
+        if name != SETTINGS_STACK:
+            assert set(stack["Properties"]["Parameters"]) == declared
+    # FleetSettings hands back exactly what it is given, and is given only what it hands back.
+    settings = load_template(ROOT / "infra" / "settings.yaml")
+    given = set(stacks[SETTINGS_STACK]["Properties"]["Parameters"])
+    assert given == set(settings["Parameters"]) == set(settings["Outputs"])
+    for name in given:
+        assert settings["Outputs"][name]["Value"] == {"Ref": name}
 
 
 def test_function_runtime_contract(service_cfn):
@@ -198,7 +208,7 @@ def test_the_adapter_layer_is_v1_1_0_or_later(source):
     parameter = source["Parameters"]["LambdaAdapterLayerVersion"]
     assert parameter["Default"] == 30
     assert "v1.1.0" in parameter["Description"]
-    layer = source["Metadata"]["ServiceParameters"]["AdapterLayerArn"]["Fn::Sub"]
+    layer = service_parameters(source)["AdapterLayerArn"]["Fn::Sub"]
     assert "753240598075:layer:LambdaAdapterLayerArm64:${LambdaAdapterLayerVersion}" in layer
 
 
@@ -506,7 +516,7 @@ def test_people_sign_in_with_pkce_and_machines_with_a_secret(cfn, source):
 
 
 def test_every_service_is_wired_to_the_pool_when_cognito_is_on(source):
-    parameters = source["Metadata"]["ServiceParameters"]
+    parameters = service_parameters(source)
     assert parameters["AuthMode"] == {"Fn::If": ["UseCognito", "jwt", {"Ref": "AuthMode"}]}
     condition, on, off = parameters["JwtIssuer"]["Fn::If"]
     assert condition == "CreatesPool"

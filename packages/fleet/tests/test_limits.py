@@ -82,7 +82,7 @@ def test_the_projection_is_what_60_registered_services_measure(usage):
     grown = {item.name: item for item in fleet_usage(ROOT, text)}
     for name in ("root stack: resources", "REST API: resources"):
         assert grown[name].used == usage[name].at(60 - SERVICES), name
-    for name in ("root stack: template bytes", "root stack: processed template bytes"):
+    for name in ("root stack: packaged template bytes", "root stack: processed template bytes"):
         assert grown[name].used <= usage[name].at(60 - SERVICES), name  # the longest names
 
 

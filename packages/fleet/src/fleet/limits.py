@@ -151,13 +151,35 @@ def _transformed(text: str) -> dict[str, Any]:
     return transform(parse_template(text))
 
 
-def _shape(text: str) -> _Shape:
+PACKAGED_URL = (
+    "https://s3.us-east-1.amazonaws.com/aws-sam-cli-managed-default-samclisourcebucket-"
+    "0123456789ab/mcp-fleet/0123456789abcdef0123456789abcdef.template"
+)
+"""What `sam package` writes in place of a local path (TemplateURL, CodeUri, ContentUri)."""
+
+
+def _packaged_bytes(text: str) -> int:
+    """The template's size as `sam package` uploads it: re-serialised by SAM CLI's own YAML
+    writer, so every anchor expanded (about 27 parameters per service), local paths replaced
+    by S3 URLs. The 1 MB limit applies to this, not to template.yaml."""
+    from samcli.yamlhelper import yaml_dump, yaml_parse
+
+    template = yaml_parse(text)
+    for resource in (template.get("Resources") or {}).values():
+        properties = resource.get("Properties") or {}
+        for key in ("TemplateURL", "CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = PACKAGED_URL
+    return len(yaml_dump(template).encode())
+
+
+def _shape(text: str, packaged: bool = False) -> _Shape:
     cfn = _transformed(text)
     return _Shape(
         resources=len(cfn.get("Resources", {})),
         outputs=len(cfn.get("Outputs", {})),
         parameters=len(cfn.get("Parameters", {})),
-        uploaded_bytes=len(text.encode()),
+        uploaded_bytes=_packaged_bytes(text) if packaged else len(text.encode()),
         processed_bytes=len(json.dumps(cfn, separators=(",", ":")).encode()),
         api_resources=_api_resources(cfn),
     )
@@ -170,7 +192,7 @@ def fleet_usage(
     each service's own stack; `extra_services` are registered in the text but have no folder
     yet (fleet new checks before it writes)."""
     text = template_text if template_text is not None else (root / TEMPLATE).read_text()
-    now, more = _shape(text), _shape(insert_service(text, PROBE))
+    now, more = _shape(text, packaged=True), _shape(insert_service(text, PROBE), packaged=True)
     usage = [
         Usage(
             "root stack: resources", now.resources, STACK_RESOURCES, more.resources - now.resources
@@ -183,7 +205,7 @@ def fleet_usage(
             more.parameters - now.parameters,
         ),
         Usage(
-            "root stack: template bytes",
+            "root stack: packaged template bytes",
             now.uploaded_bytes,
             TEMPLATE_BYTES,
             more.uploaded_bytes - now.uploaded_bytes,
@@ -296,6 +318,8 @@ def account_usage(
     nested = _count(service_cfn, "AWS::CloudFormation::Stack")  # own + response mode
     per_service_resources = 1 + len(service_cfn["Resources"]) + own_resources + (nested - 1)
     root_resources = len(cfn["Resources"]) - services  # the root's own, without the services
+    root_stacks = _count(cfn, "AWS::CloudFormation::Stack") - services  # FleetSettings
+    root_resources += root_stacks  # each holds one resource
     roles_root = _count(cfn, "AWS::IAM::Role")
     roles_service = _count(service_cfn, "AWS::IAM::Role")
     client_scopes = [
@@ -333,7 +357,7 @@ def account_usage(
         ),
         Usage(
             f"CloudFormation stacks (region; {stacks} stack(s))",
-            stacks * (1 + services * (1 + nested)),
+            stacks * (1 + root_stacks + services * (1 + nested)),
             STACKS_PER_REGION,
             stacks * (1 + nested),
         ),

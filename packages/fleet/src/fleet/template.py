@@ -120,6 +120,26 @@ MARKERS: tuple[Marker, ...] = (
 )
 
 
+SETTINGS_STACK = "FleetSettings"
+"""The root's nested stack (infra/settings.yaml) that computes once what every service is given."""
+
+
+def service_parameters(template: dict[str, Any]) -> dict[str, Any]:
+    """What each service's stack is given (Metadata.ServiceParameters), with what the root
+    computes once in FleetSettings in place of the !GetAtt that reads it."""
+    computed = template["Resources"][SETTINGS_STACK]["Properties"]["Parameters"]
+
+    def resolved(value: Any) -> Any:
+        target = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+        if isinstance(target, list) and target[0] == SETTINGS_STACK:
+            return computed[target[1].removeprefix("Outputs.")]
+        return value
+
+    return {
+        name: resolved(value) for name, value in template["Metadata"]["ServiceParameters"].items()
+    }
+
+
 def registration(service: str) -> dict[str, list[str]]:
     """The lines that register `service`, by marker name, indented relative to the marker."""
     stem = logical_id(service)
