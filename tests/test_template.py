@@ -179,6 +179,20 @@ def test_every_parameter_of_the_service_stack_is_passed_and_nothing_else(cfn):
         assert settings["Outputs"][name]["Value"] == {"Ref": name}
 
 
+def test_each_function_reserves_its_concurrency_unless_the_stack_reserves_none(service_cfn):
+    [function] = resources_of(service_cfn, "AWS::Lambda::Function").values()
+    assert function["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "Reserves",
+            {"Fn::GetAtt": ["Own", "Outputs.ReservedConcurrency"]},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert service_cfn["Conditions"]["Reserves"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, 0]}]
+    }
+
+
 def test_function_runtime_contract(service_cfn):
     [function] = resources_of(service_cfn, "AWS::Lambda::Function").values()
     properties = function["Properties"]

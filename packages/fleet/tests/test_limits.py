@@ -92,3 +92,47 @@ def test_a_raised_api_quota_is_read_from_pyproject(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.fleet]\napi-resources-per-api = 600\n")
     assert api_resources_limit(tmp_path) == 600
     assert api_resources_limit(tmp_path / "nowhere") == API_RESOURCES_DEFAULT
+
+
+def test_saved_queries_and_dashboards_fit_any_number_of_services(usage):
+    """The queries select log groups by prefix (a list holds at most 50), and the dashboard's
+    name carries the region (names are account-global)."""
+    assert (
+        by_start(usage, "Logs Insights").used == by_start(usage, "Logs Insights").per_service == 0
+    )
+    assert by_start(usage, "CloudWatch dashboards named without").used == 0
+
+
+def test_a_query_listing_log_groups_and_a_dashboard_without_the_region_are_faults():
+    text = (ROOT / "template.yaml").read_text()
+    groups = "".join(f"\n        - /mcp-fleet/x/{i}" for i in range(51))
+    text = text.replace(
+        "    Type: AWS::Logs::QueryDefinition\n    Properties:\n",
+        f"    Type: AWS::Logs::QueryDefinition\n    Properties:\n      LogGroupNames:{groups}\n",
+        1,
+    )
+    assert "${AWS::StackName}-${AWS::Region}-mcp-fleet" in text
+    text = text.replace("${AWS::StackName}-${AWS::Region}-mcp-fleet", "${AWS::StackName}-mcp-fleet")
+    grown = {item.name: item for item in fleet_usage(ROOT, text)}
+    assert by_start(grown, "Logs Insights").used == 51
+    assert by_start(grown, "Logs Insights").crossed
+    assert by_start(grown, "CloudWatch dashboards named without").crossed
+
+
+def test_stacks_in_one_region_add_their_reservations_unless_one_reserves_nothing(tmp_path):
+    """The report's 200 services x 2 stages: staging's reservations doubled production's, past
+    the account's 900. A stack with ServiceReservedConcurrency=0 reserves nothing."""
+    from fleet.limits import reserved_concurrency
+    from fleet.template import load_template
+    from fleet.testing import copy_workspace
+
+    root = copy_workspace(ROOT, tmp_path / "ws")
+    template = load_template(root / "template.yaml")
+    samconfig = root / "samconfig.toml"
+    text = samconfig.read_text()
+    assert "ServiceReservedConcurrency=0" in text  # staging, as committed
+    alone, per_service = reserved_concurrency(root, template)
+    samconfig.write_text(text.replace(" ServiceReservedConcurrency=0", ""))
+    doubled, doubled_per_service = reserved_concurrency(root, template)
+    assert (doubled, doubled_per_service) == (2 * alone, 2 * per_service)
+    assert per_service == template["Parameters"]["ServiceReservedConcurrency"]["Default"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,21 +106,41 @@ def _fleet_flag(root: Path, name: str) -> bool:
     return settings.get("fleet", {}).get(name) is True
 
 
-def reserved_concurrency(root: Path, template: dict[str, Any]) -> tuple[int, int]:
-    """(the sum every service reserves, the fleet's default per service): a service's own
-    output ReservedConcurrency when it names a number, else the template's default."""
+def parameter_override(env: dict[str, str], name: str) -> str | None:
+    """`name`'s value in a samconfig environment's parameter_overrides, if it sets one."""
+    for pair in shlex.split(env.get("parameter_overrides", "")):
+        key, _, value = pair.partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def reserved_concurrency(
+    root: Path, template: dict[str, Any], extra_services: int = 0
+) -> tuple[int, int]:
+    """(what every stack samconfig.toml deploys reserves in all, what one more service adds).
+
+    In each stack a service reserves its own output ReservedConcurrency when it names a
+    number, else the stack's ServiceReservedConcurrency; a stack whose ServiceReservedConcurrency
+    is 0 reserves nothing (infra/service.yaml). Stacks in one account and region share its
+    concurrency, so they add up (an upper bound when they are in different ones)."""
     parameter = (template.get("Parameters") or {}).get("ServiceReservedConcurrency") or {}
-    default = int(parameter.get("Default", 0))
-    total = 0
+    template_default = int(parameter.get("Default", 0))
+    own: list[int | None] = []
     for service in service_dirs(root):
         path = service.path / OWN_TEMPLATE
         outputs = (load_template(path).get("Outputs") or {}) if path.is_file() else {}
         value = (outputs.get("ReservedConcurrency") or {}).get("Value")
-        try:
-            total += int(value)
-        except (TypeError, ValueError):
-            total += default
-    return total, default
+        own.append(value if isinstance(value, int) or str(value).isdigit() else None)
+    own += [None] * extra_services
+    total = per_service = 0
+    for env in deploy_environments(root):
+        default = int(parameter_override(env, "ServiceReservedConcurrency") or template_default)
+        if default == 0:
+            continue
+        total += sum(default if value is None else int(value) for value in own)
+        per_service += default
+    return total, per_service
 
 
 def _api_resources(cfn: dict[str, Any]) -> int:
@@ -143,6 +164,8 @@ class _Shape:
     uploaded_bytes: int
     processed_bytes: int
     api_resources: int
+    query_log_groups: int
+    """The most log groups one saved Logs Insights query lists (SOURCE by prefix lists none)."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -161,11 +184,13 @@ PACKAGED_URL = (
 def _packaged_bytes(text: str) -> int:
     """The template's size as `sam package` uploads it: re-serialised by SAM CLI's own YAML
     writer, so every anchor expanded (about 27 parameters per service), local paths replaced
-    by S3 URLs. The 1 MB limit applies to this, not to template.yaml."""
+    by S3 URLs, each resource's SamResourceId added. The 1 MB limit applies to this, not to
+    template.yaml. (Checked against a real `sam package` to moto's S3: within 2%.)"""
     from samcli.yamlhelper import yaml_dump, yaml_parse
 
     template = yaml_parse(text)
-    for resource in (template.get("Resources") or {}).values():
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        resource.setdefault("Metadata", {})["SamResourceId"] = logical_id  # sam package adds it
         properties = resource.get("Properties") or {}
         for key in ("TemplateURL", "CodeUri", "ContentUri"):
             if isinstance(properties.get(key), str):
@@ -182,6 +207,14 @@ def _shape(text: str, packaged: bool = False) -> _Shape:
         uploaded_bytes=_packaged_bytes(text) if packaged else len(text.encode()),
         processed_bytes=len(json.dumps(cfn, separators=(",", ":")).encode()),
         api_resources=_api_resources(cfn),
+        query_log_groups=max(
+            (
+                len(res["Properties"].get("LogGroupNames") or [])
+                for res in cfn.get("Resources", {}).values()
+                if res.get("Type") == "AWS::Logs::QueryDefinition"
+            ),
+            default=0,
+        ),
     )
 
 
@@ -222,12 +255,18 @@ def fleet_usage(
             api_resources_limit(root),
             more.api_resources - now.api_resources,
         ),
+        Usage(
+            "Logs Insights: log groups one saved query lists",
+            now.query_log_groups,
+            QUERY_LOG_GROUPS,
+            more.query_log_groups - now.query_log_groups,
+        ),
     ]
-    reserved, default = reserved_concurrency(root, parse_template(text))
-    reserved += extra_services * default  # new services reserve the default
+    reserved, default = reserved_concurrency(root, parse_template(text), extra_services)
     usage.append(
         Usage(
-            "Lambda: reserved concurrency (account, region)",
+            f"Lambda: reserved concurrency (account, region; {len(deploy_environments(root))} "
+            "stack(s))",
             reserved,
             _fleet_setting(root, "account-concurrency", ACCOUNT_CONCURRENCY_DEFAULT)
             - UNRESERVED_CONCURRENCY,
@@ -269,6 +308,10 @@ def fleet_usage(
     return usage
 
 
+QUERY_LOG_GROUPS = 50
+"""Log groups one Logs Insights StartQuery (and a saved query's list) takes."""
+CODEDEPLOY_CONCURRENT_DEPLOYMENTS = 1300
+"""Deployments in progress at once per region: a change to every service starts one each."""
 IAM_ROLES = 1000
 """IAM roles per account, every region (adjustable to 5,000)."""
 STACKS_PER_REGION = 2000
@@ -365,6 +408,22 @@ def account_usage(
             f"CodeDeploy applications (region; {stacks} stack(s))",
             stacks * _count(cfn, "AWS::CodeDeploy::Application"),
             CODEDEPLOY_APPLICATIONS,
+        ),
+        Usage(
+            f"CodeDeploy concurrent deployments (region; {stacks} stack(s) deployed at once)",
+            stacks * services,
+            CODEDEPLOY_CONCURRENT_DEPLOYMENTS,
+            stacks,
+        ),
+        Usage(
+            "CloudWatch dashboards named without the region (names are account-global)",
+            sum(
+                1
+                for res in cfn["Resources"].values()
+                if res.get("Type") == "AWS::CloudWatch::Dashboard"
+                and "${AWS::Region}" not in json.dumps(res["Properties"].get("DashboardName"))
+            ),
+            0,
         ),
         Usage(
             "Cognito: scopes per app client (EnableCognito)",

@@ -73,8 +73,9 @@ METRICS_PER_SERVICE = len(_PUBLISHED[("service",)]) + len(_PUBLISHED[("service",
 canary's minutes; a metric is billed by the hour it receives data)."""
 METRICS_PER_TOOL = len(_PUBLISHED[("service", "tool")])
 """Read from the EMF directives themselves (pinned by mcp_common's test_metrics.py)."""
-BEFORE_METRICS_PER_SERVICE, BEFORE_METRICS_PER_TOOL = 8, 4
-"""What the EMF block published until 2026-12-02: `ok` as well, and 4 metrics per tool."""
+BEFORE_METRICS_PER_SERVICE, BEFORE_METRICS_PER_TOOL, BEFORE_ALARMS_PER_SERVICE = 8, 4, 4
+"""What the EMF block published until 2026-12-02 (`ok` as well, and 4 metrics per tool), and
+the 4 alarms a service had then."""
 TOOLS_PER_SERVICE = 8
 PLATFORM_LINES_BYTES = 330
 """Lambda's START, END and REPORT lines of one invocation in JSON (LambdaSystemLogLevel=INFO;
@@ -190,7 +191,7 @@ def fixed_per_month(
             f"custom metrics ({metrics:,}: {METRICS_PER_SERVICE} per service, by service and by "
             "version; per-tool off)"
         )
-    alarms = services * ALARMS_PER_SERVICE + FLEET_ALARMS
+    alarms = services * (BEFORE_ALARMS_PER_SERVICE if before else ALARMS_PER_SERVICE) + FLEET_ALARMS
     return [
         (label, metrics * price["custom_metric_month"]),
         (f"alarm metrics ({alarms:,})", alarms * price["alarm_metric_month"]),
