@@ -6,6 +6,7 @@ every conftest in the xdist controller too, which runs no test.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +103,57 @@ def store(request, tmp_path, limits):
 def aws() -> Iterator[None]:
     with fake_aws():
         yield
+
+
+class CountingSlowCalls:
+    """A DynamoDB client whose every call takes `delay` seconds and is counted."""
+
+    def __init__(self, client: object, delay: float) -> None:
+        self._client, self.delay, self.calls = client, delay, 0
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._client, name)
+        if name == "exceptions" or not callable(attribute):
+            return attribute
+
+        def call(*args: object, **kwargs: object) -> object:
+            import time
+
+            self.calls += 1
+            time.sleep(self.delay)
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def hub_store():
+    """A DynamoDB store (moto) holding a hub: one entity that 300 others point at, so that
+    opening or deleting it takes a page of its index and a batch read per 100 relations."""
+    import boto3
+
+    from memory_service.dynamodb_store import DynamoDBStore
+    from memory_service.settings import MemorySettings
+
+    with fake_aws():
+        client = CountingSlowCalls(boto3.client("dynamodb"), delay=0.0)
+        store = DynamoDBStore(create_memory_table(), MemorySettings().limits, client=client)
+        asyncio.run(_fill_hub(store, [f"spoke-{i:03d}" for i in range(300)]))
+        yield store, client
+
+
+async def _fill_hub(store, spokes: list[str]) -> None:
+    from memory_service.graph import Entity, Relation
+
+    def entity(name: str) -> Entity:
+        return Entity(name=name, entityType="thing", observations=[])
+
+    await store.create_entities("ada", [entity("Hub")])
+    for start in range(0, len(spokes), 99):
+        chunk = spokes[start : start + 99]
+        await store.create_entities("ada", [entity(name) for name in chunk])
+        links = [
+            Relation.model_validate({"from": n, "relationType": "links", "to": "Hub"})
+            for n in chunk
+        ]
+        await store.create_relations("ada", links)

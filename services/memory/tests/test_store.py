@@ -254,3 +254,41 @@ async def test_a_delete_racing_a_change_counts_the_bytes_once(store, monkeypatch
     await store.create_entities("t", [entity(f"f{n}", "k", page) for n in range(5)])  # 20,000
     with pytest.raises(LimitExceeded, match="MEMORY_MAX_BYTES_PER_TENANT"):
         await store.create_entities("t", [entity("g", "k", "z")])  # one more byte: refused
+
+
+async def test_a_hub_past_the_budget_is_a_clear_error_and_no_further_call(hub_store):
+    """The report: an entity with R relations made R/100 to 2R/99 sequential DynamoDB calls,
+    about 1,000 at R = 50,000, with no bound on their total time. Now every operation has
+    a budget for all its calls (MEMORY_STORE_BUDGET_SECONDS)."""
+    from memory_service.graph import StoreUnavailable
+
+    store, client = hub_store
+    client.delay, client.calls = 0.05, 0
+    await store.read_nodes("ada", ["Hub"])
+    needed = client.calls
+    assert needed >= 4  # the index's page, and a batch read per 100 relations
+    store.budget, client.calls = 0.05 * needed / 4, 0
+    with pytest.raises(StoreUnavailable, match="did not finish within"):
+        await store.read_nodes("ada", ["Hub"])
+    assert client.calls <= needed / 4 + 2  # it stopped calling at the budget
+    store.budget = 60
+    assert len((await store.read_nodes("ada", ["Hub"])).relations) == 300  # nothing lost
+
+
+async def test_a_cancelled_call_makes_no_further_dynamodb_call(hub_store):
+    """A tool call cancelled (its deadline, or the client's notifications/cancelled) used to
+    leave its thread calling DynamoDB to the end."""
+    store, client = hub_store
+    client.delay, client.calls = 0.05, 0
+    task = asyncio.ensure_future(store.delete_entities("ada", ["Hub"]))
+    await asyncio.sleep(0.05 * 2.5)  # a few calls in
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stopped_at = client.calls
+    await asyncio.sleep(0.05 * 10)  # the old code made a call every 0.05 s here
+    assert client.calls <= stopped_at + 1  # at most the call in flight
+    graph = await store.read_graph("ada")
+    hub_relations = [r for r in graph.relations if "Hub" in (r.from_, r.to)]
+    # Relations go first: an interrupted delete leaves the hub with fewer relations, none dangling.
+    assert "Hub" in {e.name for e in graph.entities} or not hub_relations

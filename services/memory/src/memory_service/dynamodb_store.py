@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -50,6 +51,10 @@ from memory_service.graph import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 ATTEMPTS = 6
+BUDGET_SECONDS = 15.0
+"""The longest one store operation may spend on DynamoDB calls, all of them: under the tool's
+deadline (MCP_TOOL_TIMEOUT_SECONDS, 20 s for memory), so a graph with a hub entity of 50,000
+relations ends in a clear error, never in minutes of calls."""
 """Tries of one change when concurrent writers keep winning the race."""
 TRANSACTION_ITEMS = 99
 META = "#META"
@@ -81,12 +86,27 @@ def end_prefix(name: str) -> str:
     return "R#[" + json.dumps(name, ensure_ascii=False) + ","
 
 
+class _Budget(threading.local):
+    """The running operation's deadline and stop flag, per worker thread."""
+
+    deadline: float = float("inf")
+    stop: threading.Event | None = None
+
+
+class OutOfTime(Exception):
+    """The operation's budget ran out, or its call was cancelled: no further DynamoDB call."""
+
+
 class DynamoDBStore:
-    def __init__(self, table: str, limits: Limits, client: Any = None) -> None:
+    def __init__(
+        self, table: str, limits: Limits, client: Any = None, budget: float = BUDGET_SECONDS
+    ) -> None:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
         self.table = table
         self.limits = limits
+        self.budget = budget
+        self._budget = _Budget()
         self._client = client
         self._to_dynamo = TypeSerializer().serialize
         self._from_dynamo = TypeDeserializer().deserialize
@@ -94,6 +114,11 @@ class DynamoDBStore:
     # -- plumbing ---------------------------------------------------------------------
 
     def _db(self) -> Any:
+        """The client, for one more call: refused once the operation is out of time or its
+        tool call was cancelled (a thread cannot be stopped; it stops calling)."""
+        stop = self._budget.stop
+        if (stop is not None and stop.is_set()) or time.monotonic() > self._budget.deadline:
+            raise OutOfTime
         if self._client is None:
             import boto3
             from botocore.config import Config
@@ -111,11 +136,23 @@ class DynamoDBStore:
         self._client = None
 
     async def _run(self, work: Callable[[], T]) -> T:
+        stop = threading.Event()
+
         def run() -> T:
             from botocore.exceptions import BotoCoreError, ClientError
 
+            self._budget.deadline = time.monotonic() + self.budget
+            self._budget.stop = stop
             try:
                 return work()
+            except OutOfTime:
+                if stop.is_set():
+                    raise StoreUnavailable("the call was cancelled") from None
+                logger.error("DynamoDB: an operation ran past its %.0f s budget", self.budget)
+                raise StoreUnavailable(
+                    f"the memory store did not finish within {self.budget:.0f} s (a very "
+                    "connected entity?); what is done is kept: try again"
+                ) from None
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "ClientError")
                 logger.error("DynamoDB %s on table %s: %s", code, self.table, exc)
@@ -127,8 +164,14 @@ class DynamoDBStore:
                 raise StoreUnavailable(
                     "the memory store could not be reached; try again shortly"
                 ) from None
+            finally:
+                self._budget.deadline, self._budget.stop = float("inf"), None
 
-        return await asyncio.to_thread(run)
+        try:
+            return await asyncio.to_thread(run)
+        except asyncio.CancelledError:
+            stop.set()  # the deadline or the client's cancel: the thread makes no further call
+            raise
 
     def _key(self, tenant: str, sk: str) -> dict[str, Any]:
         return {"pk": {"S": f"T#{tenant}"}, "sk": {"S": sk}}

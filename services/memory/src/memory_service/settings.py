@@ -44,6 +44,10 @@ class MemorySettings(BaseSettings):
     """Names, types and observations of one graph (UTF-8): what a search reads and what an
     answer may have to carry (each answer holds the graph twice, as structured content and
     as indented text)."""
+    store_budget_seconds: float = Field(default=15.0, gt=0, le=60)
+    """The longest one tool call may spend on DynamoDB calls in all (every page, batch and
+    retry of a hub entity's relations): past it the call ends in a clear error, and a call
+    cancelled or past its deadline makes no further DynamoDB call."""
     max_answer_bytes: int = Field(default=4_000_000, ge=16_384, le=5_500_000)
     """One read_graph / search_nodes / open_nodes answer, both copies, JSON-encoded: under
     Lambda's 6 MB response limit with room for the envelope."""

@@ -82,7 +82,9 @@ def get_store() -> GraphStore:
         if settings.table_name:
             from memory_service.dynamodb_store import DynamoDBStore
 
-            _store = DynamoDBStore(settings.table_name, settings.limits)
+            _store = DynamoDBStore(
+                settings.table_name, settings.limits, budget=settings.store_budget_seconds
+            )
         else:
             from memory_service.sqlite_store import SQLiteStore
 
