@@ -140,6 +140,11 @@ def test_every_service_role_carries_the_boundary():
         ),
         # A stack whose name starts with this one's: "mcp-staging" is not "mcp".
         ("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/mcp-Weather-9ZY8X7x-T"),
+        # Memory's global table (one name in every region), and look-alikes of weather's own.
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/mcp.memory.graphs"),
+        # (A service named "weatherx" is refused by IAM's literal "." too; moto's evaluator reads
+        # the pattern as a regular expression, where "." matches any character.)
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/mcpx.weather.t"),
     ],
 )
 def test_no_policy_a_team_attaches_reaches_past_the_boundary(boundary, action, resource):
@@ -156,6 +161,8 @@ def test_what_a_service_needs_passes_the_boundary(boundary):
     memory = with_tags(boundary, MEMORY_TAGS)
     own = transform(load_template(ROOT / "services" / "memory" / "infra.yaml"))
     table_policy = own["Resources"]["TableAccess"]["Properties"]["PolicyDocument"]
+    for statement in table_policy["Statement"]:  # one region: the table its stack created
+        statement["Resource"] = [resource["Fn::If"][1] for resource in statement["Resource"]]
     table_policy = json.loads(
         json.dumps(table_policy)
         .replace('{"Fn::GetAtt": ["Table", "Arn"]}', json.dumps(MEMORY_TABLE))
@@ -176,6 +183,10 @@ def test_what_a_service_needs_passes_the_boundary(boundary):
         f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/mcp-fleet/mcp/api-keys/memory",
     )  # fmt: skip
     assert not permitted([table_policy, memory], "dynamodb:Scan", MEMORY_TABLE)
+    # With ReplicaRegions: the global table <fleet>.memory.graphs, the same name in every region.
+    global_table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{STACK}.memory.graphs"
+    for resource in (global_table, f"{global_table}/index/by_target"):
+        assert permitted([memory], "dynamodb:Query", resource)
 
 
 def test_the_api_invokes_exactly_this_stacks_functions(boundary):

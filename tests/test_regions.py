@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fleet.template import load_template, service_parameters, transform
+from fleet.template import created, holds, load_template, service_parameters, transform
 from fleet.workspace import find_root
 
 ROOT = find_root(Path(__file__).parent)
@@ -19,42 +19,6 @@ PRIMARY, SECONDARY = "us-east-1", "eu-west-1"
 @pytest.fixture(scope="module")
 def cfn() -> dict[str, Any]:
     return transform(load_template(ROOT / "template.yaml"))
-
-
-def holds(cfn: dict[str, Any], node: Any, values: dict[str, str]) -> Any:
-    """A condition or value, evaluated with parameter values as CloudFormation does."""
-    if isinstance(node, dict) and len(node) == 1:
-        [(function, arguments)] = node.items()
-        if function == "Condition":
-            return holds(cfn, cfn["Conditions"][arguments], values)
-        if function == "Fn::Equals":
-            return holds(cfn, arguments[0], values) == holds(cfn, arguments[1], values)
-        if function == "Fn::Not":
-            return not holds(cfn, arguments[0], values)
-        if function == "Fn::And":
-            return all(holds(cfn, a, values) for a in arguments)
-        if function == "Fn::Or":
-            return any(holds(cfn, a, values) for a in arguments)
-        if function == "Ref":
-            return values.get(arguments, cfn["Parameters"].get(arguments, {}).get("Default"))
-        if function == "Fn::If":
-            name, yes, no = arguments
-            return holds(cfn, yes if holds(cfn, cfn["Conditions"][name], values) else no, values)
-        if function == "Fn::Sub":
-            text = arguments if isinstance(arguments, str) else arguments[0]
-            for key, value in values.items():
-                text = text.replace("${" + key + "}", value)
-            return text
-    return node
-
-
-def created(cfn: dict[str, Any], values: dict[str, str]) -> set[str]:
-    return {
-        name
-        for name, resource in cfn["Resources"].items()
-        if "Condition" not in resource
-        or holds(cfn, cfn["Conditions"][resource["Condition"]], values)
-    }
 
 
 def service_parameter(name: str, values: dict[str, str]) -> Any:

@@ -169,6 +169,18 @@ ATTACKS = {
         'Resource: !Sub "arn:aws:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Fleet}-Memory-*"',
         "allows dynamodb:Query, dynamodb:GetItem, dynamodb:PutItem on arn:aws:dynamodb",
     ),
+    "another service's global table": (
+        "RolePolicy",
+        "Action: dynamodb:GetItem",
+        f'Resource: !Sub "arn:aws:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{Fleet}}.not_{SERVICE}.graphs"',
+        "allows dynamodb:GetItem on arn:aws:dynamodb",
+    ),
+    "a global table's prefix with the service's name inside": (
+        "RolePolicy",
+        "Action: dynamodb:GetItem",
+        'Resource: !Sub "arn:aws:dynamodb:${AWS::Region}:${AWS::AccountId}:table/x${Fleet}.${Service}.t"',
+        "allows dynamodb:GetItem on arn:aws:dynamodb",
+    ),
     "every service's keys": (
         "RolePolicy",
         "Action: [ssm:GetParameter, ssm:PutParameter]",

@@ -23,6 +23,8 @@ import yaml
 
 GUARD_RULES = "infra/guard/rules.yaml"
 OWN_STACK = "OwnStack0Name"
+FLEET = "Fleet0Name"
+"""What the analysis gives the Fleet parameter: a name no real resource has."""
 """What `AWS::StackName` resolves to in the analysis: a name only the own stack carries."""
 ACCOUNT = "111111111111"
 
@@ -71,9 +73,10 @@ def _named_by_own_stack(value: Any) -> bool:
     return isinstance(text, str) and text.lstrip("/").startswith("${AWS::StackName}-")
 
 
-def _own(resource: str, own_resources: set[str]) -> bool:
-    """A resource the own stack created: a reference to one of its resources, or a name
-    starting with its stack's name (before any wildcard)."""
+def _own(resource: str, own_resources: set[str], global_prefix: str = "") -> bool:
+    """A resource the own stack created: a reference to one of its resources, a name
+    starting with its stack's name (before any wildcard), or with `<fleet>.<service>.` (a
+    table global across the fleet's regions, created by the primary region's stack)."""
     if resource == "GETATT":  # pycfmodel's value for any !GetAtt (of this template's resources)
         return True
     if (match := re.fullmatch(r"UNDEFINED_PARAM_(\w+)", resource)) is not None:
@@ -81,11 +84,18 @@ def _own(resource: str, own_resources: set[str]) -> bool:
     if (match := re.match(r"\$\{(\w+)[.}]", resource)) is not None:
         return match[1] in own_resources
     before_wildcard = re.split(r"[*?]", resource, maxsplit=1)[0]
+    if global_prefix and re.search(rf"[/:]{re.escape(global_prefix)}", before_wildcard):
+        return True
     return f"{OWN_STACK}-" in before_wildcard or before_wildcard.endswith(f":{OWN_STACK}")
 
 
 def _statement_faults(
-    name: str, statement: Any, where: str, guard: dict[str, Any], own_resources: set[str]
+    name: str,
+    statement: Any,
+    where: str,
+    guard: dict[str, Any],
+    own_resources: set[str],
+    global_prefix: str = "",
 ) -> list[str]:
     effect = statement.Effect
     if effect not in ("Allow", "Deny"):
@@ -125,7 +135,7 @@ def _statement_faults(
         text = str(resource)
         if text == "*" and expanded and set(expanded) <= anywhere:
             continue
-        if not _own(text, own_resources):
+        if not _own(text, own_resources, global_prefix):
             shown = text.replace(OWN_STACK, "${AWS::StackName}").replace(
                 ACCOUNT, "${AWS::AccountId}"
             )
@@ -181,7 +191,7 @@ def _analysis_faults(
 
     faults: list[str] = []
     parameters = {
-        "Fleet": "fleet",
+        "Fleet": FLEET,
         "Service": service,
         "Role": "OwnRole",
         "AWS::StackName": OWN_STACK,
@@ -196,6 +206,8 @@ def _analysis_faults(
     for name, resource in model.Resources.items():
         for named in getattr(resource, "policy_documents", []) or []:
             for statement in named.policy_document.statement_as_list():
-                faults += _statement_faults(name, statement, where, guard, own_resources)
+                faults += _statement_faults(
+                    name, statement, where, guard, own_resources, f"{FLEET}.{service}."
+                )
     faults += _cfripper_faults(model, where, guard)
     return list(dict.fromkeys(faults))

@@ -228,6 +228,12 @@ Parameters:
   ThrottlingBurstLimit:
     Type: Number
     Description: The fleet's default burst for this service's route.
+  PrimaryRegion:
+    Type: String
+    Description: The fleet's primary region, or empty (one region); a global table's home.
+  ReplicaRegions:
+    Type: String
+    Description: The fleet's other regions, comma-separated, or empty (README "Several regions").
 
 Resources:
   # Nothing of its own yet (a stack needs one resource; this one costs nothing). Add tables,

@@ -54,6 +54,8 @@ OWN_PARAMETERS: tuple[str, ...] = (
     "ReservedConcurrency",
     "ThrottlingRateLimit",
     "ThrottlingBurstLimit",
+    "PrimaryRegion",
+    "ReplicaRegions",
 )
 """What infra/service.yaml passes to every service's own stack."""
 ROUTE_OUTPUTS: tuple[str, ...] = ("IntegrationUri", "ResponseTransferMode", "IntegrationTimeoutMs")
@@ -382,3 +384,59 @@ def transform(template: dict[str, Any], parameters: dict[str, str] | None = None
         template, parameter_values=parameters, get_managed_policy_map=dict
     )
     return undo_mark_unicode_str_in_template(transformed)
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def holds(cfn: dict[str, Any], node: Any, values: dict[str, str]) -> Any:
+    """A template's condition or value, evaluated with parameter values (and the parameters'
+    defaults) as CloudFormation does: enough of the intrinsic functions for the fleet's
+    conditions (Equals, Not, And, Or, If, Ref, Sub, Select, Split)."""
+
+    def value_of(name: str) -> Any:
+        return values.get(name, cfn.get("Parameters", {}).get(name, {}).get("Default"))
+
+    if isinstance(node, list):  # AWS::NoValue removes the element, as in CloudFormation
+        return [item for item in (holds(cfn, each, values) for each in node) if item != NO_VALUE]
+    if isinstance(node, dict) and len(node) == 1:
+        [(function, arguments)] = node.items()
+        if function == "Condition":
+            return holds(cfn, cfn["Conditions"][arguments], values)
+        if function == "Fn::Equals":
+            return holds(cfn, arguments[0], values) == holds(cfn, arguments[1], values)
+        if function == "Fn::Not":
+            return not holds(cfn, arguments[0], values)
+        if function == "Fn::And":
+            return all(holds(cfn, a, values) for a in arguments)
+        if function == "Fn::Or":
+            return any(holds(cfn, a, values) for a in arguments)
+        if function == "Ref":
+            if arguments == "AWS::NoValue" or arguments in cfn.get("Resources", {}):
+                return node  # nothing, or a resource: known only once it exists
+            return value_of(arguments)
+        if function == "Fn::If":
+            name, yes, no = arguments
+            return holds(cfn, yes if holds(cfn, cfn["Conditions"][name], values) else no, values)
+        if function == "Fn::Select":
+            return holds(cfn, arguments[1], values)[int(holds(cfn, arguments[0], values))]
+        if function == "Fn::Split":
+            return str(holds(cfn, arguments[1], values)).split(arguments[0])
+        if function == "Fn::Sub":
+            text = arguments if isinstance(arguments, str) else arguments[0]
+            names = {*values, *cfn.get("Parameters", {})}
+            for key in sorted(names, key=len, reverse=True):
+                if (found := value_of(key)) is not None:
+                    text = text.replace("${" + key + "}", str(found))
+            return text
+    return node
+
+
+def created(cfn: dict[str, Any], values: dict[str, str]) -> set[str]:
+    """The template's resources CloudFormation creates with these parameter values."""
+    return {
+        name
+        for name, resource in cfn["Resources"].items()
+        if "Condition" not in resource
+        or holds(cfn, cfn["Conditions"][resource["Condition"]], values)
+    }
