@@ -128,7 +128,7 @@ class CountingSlowCalls:
 
 @pytest.fixture
 def hub_store():
-    """A DynamoDB store (moto) holding a hub: one entity that 300 others point at, so that
+    """A DynamoDB store (moto) holding a hub: one entity that 200 others point at, so that
     opening or deleting it takes a page of its index and a batch read per 100 relations."""
     import boto3
 
@@ -138,7 +138,7 @@ def hub_store():
     with fake_aws():
         client = CountingSlowCalls(boto3.client("dynamodb"), delay=0.0)
         store = DynamoDBStore(create_memory_table(), MemorySettings().limits, client=client)
-        asyncio.run(_fill_hub(store, [f"spoke-{i:03d}" for i in range(300)]))
+        asyncio.run(_fill_hub(store, [f"spoke-{i:03d}" for i in range(200)]))
         yield store, client
 
 

@@ -272,7 +272,7 @@ async def test_a_hub_past_the_budget_is_a_clear_error_and_no_further_call(hub_st
         await store.read_nodes("ada", ["Hub"])
     assert client.calls <= needed / 4 + 2  # it stopped calling at the budget
     store.budget = 60
-    assert len((await store.read_nodes("ada", ["Hub"])).relations) == 300  # nothing lost
+    assert len((await store.read_nodes("ada", ["Hub"])).relations) == 200  # nothing lost
 
 
 async def test_a_cancelled_call_makes_no_further_dynamodb_call(hub_store):
