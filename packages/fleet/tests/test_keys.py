@@ -287,3 +287,52 @@ def test_a_name_taken_by_another_operators_key_is_not_overwritten(aws, tmp_path,
     capsys.readouterr()
     assert main(["keys", "put", "--file", second, *prefix]) == 1
     assert "holds another key named 'ci'" in capsys.readouterr().err
+
+
+def with_regions(tmp_path: Path, regions: str) -> Path:
+    """A copy of the workspace whose samconfig.toml deploys the fleet to these regions."""
+    from fleet.testing import copy_workspace
+
+    root = copy_workspace(Path(__file__).resolve().parents[3], tmp_path / "ws")
+    samconfig = root / "samconfig.toml"
+    primary, _, replicas = regions.partition(",")
+    samconfig.write_text(
+        samconfig.read_text().replace(
+            "[default.deploy.parameters]\n",
+            "[default.deploy.parameters]\nparameter_overrides = "
+            f'"PrimaryRegion={primary} ReplicaRegions={replicas}"\n',
+            1,
+        )
+    )
+    return root
+
+
+def test_put_and_revoke_reach_every_region_of_the_fleet(aws, tmp_path, capsys, monkeypatch):
+    """Issue 30: every put and revoke had to be repeated per region with --region. A region
+    that fails (no stack there yet) is reported, and the others are still done."""
+    regions = ["us-east-1", "eu-west-1", "ap-northeast-1"]
+    monkeypatch.setenv("FLEET_ROOT", str(with_regions(tmp_path, ",".join(regions))))
+    for region in regions[:2]:
+        deployed_stack("prod", {"ApiKeysParameterPrefix": "/mcp-fleet/prod/api-keys"}, region)
+    keys = str(tmp_path / "keys.json")
+    create(keys, capsys, "alice", "math")
+
+    def records(region: str) -> list[str]:
+        ssm = boto3.client("ssm", region_name=region)
+        value = ssm.get_parameter(Name="/mcp-fleet/prod/api-keys/math", WithDecryption=True)
+        return [record.name for record in parse_records(value["Parameter"]["Value"])]
+
+    assert main(["keys", "put", "--file", keys, "--stack", "prod", "--all-regions"]) == 1
+    out = capsys.readouterr()
+    assert [records(region) for region in regions[:2]] == [["alice"], ["alice"]]
+    assert "== us-east-1" in out.out
+    assert "== eu-west-1" in out.out
+    assert "fleet: ap-northeast-1: cannot read stack 'prod'" in out.err
+    assert "2 of 3 regions OK; failed: ap-northeast-1" in out.out
+    deployed_stack("prod", {"ApiKeysParameterPrefix": "/mcp-fleet/prod/api-keys"}, regions[2])
+    assert main(["keys", "put", "--file", keys, "--stack", "prod", "--all-regions"]) == 0
+    revoke = ["keys", "revoke", "--file", keys, "--name", "alice", "--stack", "prod"]
+    assert main([*revoke, "--all-regions"]) == 0
+    assert [records(region) for region in regions] == [[], [], []]
+    assert "3 of 3 regions OK" in capsys.readouterr().out
+    assert main([*revoke, "--all-regions", "--region", "us-east-1"]) == 1  # one or the other

@@ -85,3 +85,46 @@ def test_a_refusal_is_reported_with_the_servers_status_and_words(capsys, monkeyp
     [line] = [line for line in out.splitlines() if line.startswith(f"FAIL {service.name}")]
     assert "MCP: HTTP 403" in line, line
     assert "Server returned an error response" not in line
+
+
+def test_all_regions_smokes_each_regions_stack(tmp_path, capsys, monkeypatch):
+    """Issue 30: two local fleets stand in for two regions' APIs; each region's stack (moto)
+    names its own. The second region's fleet has a broken key: that region fails, by name."""
+    from fleet.testing import deployed_stack, fake_aws
+
+    root = copy_workspace(find_root(), tmp_path / "ws")
+    samconfig = root / "samconfig.toml"
+    samconfig.write_text(
+        samconfig.read_text().replace(
+            "[default.deploy.parameters]\n",
+            '[default.deploy.parameters]\nparameter_overrides = "PrimaryRegion=us-east-1 '
+            'ReplicaRegions=eu-west-1"\n',
+            1,
+        )
+    )
+    monkeypatch.setenv("FLEET_ROOT", str(root))
+    from fleet.new import create_service
+
+    name = f"regional{secrets.token_hex(3)}"  # a scaffold: no other team's service is needed
+    create_service(root, name, lock=False, log=lambda _: None)
+    monkeypatch.syspath_prepend(str(root / "services" / name / "src"))
+    [service] = [s for s in service_dirs(root) if s.name == name]
+    other = json.dumps([{"name": "x", "sha256": hash_key(KEY + "x"), "services": ["*"]}])
+    good = app_settings(MCP_AUTH="api_key", MCP_API_KEYS=RECORDS, MCP_PRIME="false")
+    bad = app_settings(MCP_AUTH="api_key", MCP_API_KEYS=other, MCP_PRIME="false")
+    with (
+        serve(build_fleet_app([service], good)) as first,
+        serve(build_fleet_app([service], bad)) as second,
+        fake_aws("us-east-1"),
+    ):
+        for region, base in (("us-east-1", first), ("eu-west-1", second)):
+            outputs = {"ApiBaseUrl": base, "ServiceNames": service.name}
+            deployed_stack("mcp-fleet", outputs, region)
+        code = main(["smoke", "--all-regions", "--key", KEY])
+    out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("{")]
+    assert code == 1
+    assert out[0] == "== us-east-1"
+    assert f"smoke: 1 services at {first}: 1 passed" in out
+    assert "== eu-west-1" in out
+    assert any(line.startswith(f"FAIL {service.name}") for line in out)
+    assert out[-1] == "1 of 2 regions OK; failed: eu-west-1"

@@ -162,3 +162,24 @@ def test_every_samconfig_environment_deploys_with_a_bucket_and_nested_stacks():
         assert "CAPABILITY_AUTO_EXPAND" in deploy["capabilities"], name
         names.add(config[name]["global"]["parameters"]["stack_name"])
     assert len(names) == len(environments)  # two environments never share a stack
+
+
+def test_all_regions_prints_each_regions_urls(tmp_path, monkeypatch, capsys):
+    """Issue 30: the fleet's regions are configuration (samconfig.toml), and `fleet urls`
+    prints every region's, under its name."""
+    (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
+    (tmp_path / "samconfig.toml").write_text(
+        'version = 0.1\n[default.global.parameters]\nstack_name = "mcp-fleet"\n'
+        "[default.deploy.parameters]\n"
+        'parameter_overrides = "PrimaryRegion=eu-west-1 ReplicaRegions=us-east-1"\n'
+    )
+    monkeypatch.setenv("FLEET_ROOT", str(tmp_path))
+    with fake_aws("eu-west-1"):
+        for region in ("eu-west-1", "us-east-1"):
+            api = API.replace("eu-west-1", region)
+            deployed_stack("mcp-fleet", {**OUTPUTS, "ApiBaseUrl": api}, region)
+        assert main(["urls", "--all-regions"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("== eu-west-1") < out.index(f"{API}/math/mcp") < out.index("== us-east-1")
+    assert f"{API.replace('eu-west-1', 'us-east-1')}/math/mcp" in out
+    assert out.rstrip().endswith("2 of 2 regions OK")

@@ -24,9 +24,19 @@ NO_CREDENTIALS = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser, stack: bool = False) -> None:
-    """`--region` and `--profile` (and `--stack`), as every AWS-touching command takes them;
-    what is not given comes from samconfig.toml's `--config-env`, as `sam` itself does."""
+def add_arguments(
+    parser: argparse.ArgumentParser, stack: bool = False, all_regions: bool = False
+) -> None:
+    """`--region` and `--profile` (and `--stack`, `--all-regions`), as every AWS-touching
+    command takes them; what is not given comes from samconfig.toml's `--config-env`, as
+    `sam` itself does."""
+    if all_regions:
+        parser.add_argument(
+            "--all-regions",
+            action="store_true",
+            help="every region of the fleet (PrimaryRegion and ReplicaRegions in samconfig.toml's "
+            "parameter_overrides), one after the other, each region's result reported",
+        )
     if stack:
         parser.add_argument(
             "--stack", help="CloudFormation stack name (default: samconfig.toml's stack_name)"
@@ -61,6 +71,67 @@ def samconfig(root: Any, environment: str = "default") -> dict[str, str]:
         parameters = tables.get(command, {}).get("parameters", {})
         found.update({k: str(v) for k, v in parameters.items() if k in SAMCONFIG_KEYS})
     return found
+
+
+def fleet_regions(root: Any, environment: str = "default") -> list[str]:
+    """The fleet's regions as samconfig.toml's `environment` deploys it: PrimaryRegion, then
+    ReplicaRegions, from its parameter_overrides; else its one region (none: empty)."""
+    import shlex
+    import tomllib
+    from pathlib import Path
+
+    path = Path(root) / SAMCONFIG
+    tables = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    deploy = tables.get(environment, {}).get("deploy", {}).get("parameters", {})
+    overrides = dict(
+        pair.partition("=")[::2] for pair in shlex.split(str(deploy.get("parameter_overrides", "")))
+    )
+    regions = [overrides.get("PrimaryRegion", "")]
+    regions += overrides.get("ReplicaRegions", "").split(",")
+    regions = [region.strip() for region in regions if region.strip()]
+    if not regions and (region := samconfig(root, environment).get("region")):
+        regions = [region]
+    return list(dict.fromkeys(regions))
+
+
+def each_region(handler: Any) -> Any:
+    """`handler`, or with --all-regions `handler` once per region of the fleet: each region's
+    output under a `== region` line, a failure in one region reported and the next tried;
+    non-zero if any region failed."""
+    import copy
+    import sys
+
+    def run(args: argparse.Namespace) -> int:
+        if not getattr(args, "all_regions", False):
+            return handler(args)
+        from fleet.workspace import find_root
+
+        if getattr(args, "region", None):
+            raise FleetError("--all-regions reads the regions from samconfig.toml: drop --region")
+        regions = fleet_regions(find_root(), getattr(args, "config_env", "default"))
+        if not regions:
+            raise FleetError(
+                f"no regions in {SAMCONFIG}: set PrimaryRegion and ReplicaRegions in the "
+                f"[{getattr(args, 'config_env', 'default')}.deploy.parameters] "
+                "parameter_overrides (README 'Several regions')"
+            )
+        failed = []
+        for region in regions:
+            print(f"== {region}", flush=True)
+            one = copy.copy(args)
+            one.region, one.all_regions = region, False
+            try:
+                code = handler(one)
+            except FleetError as exc:
+                print(f"fleet: {region}: {exc}", file=sys.stderr, flush=True)
+                code = 1
+            if code:
+                failed.append(region)
+        done = f"{len(regions) - len(failed)} of {len(regions)} regions OK"
+        print(done + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+        return 1 if failed else 0
+
+    return run
 
 
 def apply_samconfig(args: argparse.Namespace) -> argparse.Namespace:

@@ -305,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(handler=_cmd_remove)
 
     urls = commands.add_parser("urls", help="print deployed service URLs and client configuration")
-    aws.add_arguments(urls, stack=True)
-    urls.set_defaults(handler=_cmd_urls)
+    aws.add_arguments(urls, stack=True, all_regions=True)
+    urls.set_defaults(handler=aws.each_region(_cmd_urls))
 
     changes = commands.add_parser(
         "affected", help="the services and tests a change since BASE can break"

@@ -369,6 +369,7 @@ def add_parser(commands: Any) -> None:
     file_help = f"local records file (default {DEFAULT_FILE})"
 
     def with_stores(parser: argparse.ArgumentParser, prefix: bool = True) -> None:
+        # (create writes the local file only; put, list and revoke may act on every region)
         """Where the records are: the local file (default) or AWS."""
         where = parser.add_mutually_exclusive_group()
         if prefix:
@@ -383,7 +384,7 @@ def add_parser(commands: Any) -> None:
             )
         where.add_argument("--ssm-parameter", help="one SSM SecureString parameter")
         where.add_argument("--secret-id", help="one Secrets Manager secret")
-        aws.add_arguments(parser)
+        aws.add_arguments(parser, all_regions=prefix)
 
     new = verbs.add_parser("create", help="create a key in the local records file; prints it once")
     new.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
@@ -404,17 +405,17 @@ def add_parser(commands: Any) -> None:
     upload.add_argument(
         "--reuse", action="store_true", help="allow a name revoked in AWS (the same principal)"
     )
-    upload.set_defaults(handler=put)
+    upload.set_defaults(handler=aws.each_region(put))
 
     listing = verbs.add_parser(
         "list", help="list key records (local file, or where --ssm-prefix ... says)"
     )
     listing.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
     with_stores(listing)
-    listing.set_defaults(handler=list_keys)
+    listing.set_defaults(handler=aws.each_region(list_keys))
 
     remove = verbs.add_parser("revoke", help="remove a key record (from AWS and the local file)")
     remove.add_argument("--file", default=str(DEFAULT_FILE), help=file_help)
     with_stores(remove)
     remove.add_argument("--name", required=True)
-    remove.set_defaults(handler=revoke)
+    remove.set_defaults(handler=aws.each_region(revoke))

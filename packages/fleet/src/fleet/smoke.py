@@ -239,8 +239,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--token", action="store_true", help="use a token of the stack's Cognito machine client"
     )
-    aws.add_arguments(parser, stack=True)
-    parser.set_defaults(handler=lambda args: run(args, _print))
+    aws.add_arguments(parser, stack=True, all_regions=True)
+    parser.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace) -> int:
+    if args.all_regions and args.base_url:
+        raise FleetError("--all-regions checks each region's deployed stack: not with --base-url")
+    return aws.each_region(lambda one: run(one, _print))(args)
 
 
 def _print(line: str) -> None:

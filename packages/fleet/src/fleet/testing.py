@@ -229,7 +229,7 @@ def fake_aws(region: str = "us-east-1") -> Iterator[None]:
                 os.environ[name] = value
 
 
-def deployed_stack(name: str, outputs: Mapping[str, str]) -> None:
+def deployed_stack(name: str, outputs: Mapping[str, str], region: str | None = None) -> None:
     """A stack with these outputs in moto's CloudFormation (inside `fake_aws`): what fleet's
     AWS commands read. Its one resource is a marker parameter named after it."""
     import boto3
@@ -239,7 +239,8 @@ def deployed_stack(name: str, outputs: Mapping[str, str]) -> None:
         "Resources": {"Marker": {"Type": "AWS::SSM::Parameter", "Properties": marker}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
-    boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
 
 
 AWS_TEST_ENV = {
