@@ -335,4 +335,12 @@ def test_put_and_revoke_reach_every_region_of_the_fleet(aws, tmp_path, capsys, m
     assert main([*revoke, "--all-regions"]) == 0
     assert [records(region) for region in regions] == [[], [], []]
     assert "3 of 3 regions OK" in capsys.readouterr().out
+    # Another operator's fresh clone: its new alice is refused in every region.
+    fresh = str(tmp_path / "fresh.json")
+    create(fresh, capsys, "alice", "math")
+    assert main(["keys", "put", "--file", fresh, "--stack", "prod", "--all-regions"]) == 1
+    out = capsys.readouterr()
+    assert out.err.count("revoked in AWS") == 3
+    assert "0 of 3 regions OK" in out.out
+    assert [records(region) for region in regions] == [[], [], []]
     assert main([*revoke, "--all-regions", "--region", "us-east-1"]) == 1  # one or the other

@@ -82,3 +82,16 @@ def test_a_stack_without_cognito_is_a_clear_error(capsys):
         deployed_stack("plain", {"ServiceNames": "math"})
         assert main(["token", "--stack", "plain"]) == 1
     assert "deploy it with EnableCognito=true" in capsys.readouterr().err
+
+
+def test_a_secondary_region_takes_the_token_from_the_primarys_pool(stack, capsys):
+    """Issue 30: a secondary region has no pool of its own; `fleet token --region <it>` used to
+    say "deploy it with EnableCognito=true"."""
+    deployed_stack(
+        "mcp-fleet",
+        {"FleetRegions": "eu-west-1,us-east-1", "ApiBaseUrl": "https://x", "ServiceNames": "a"},
+        "us-east-1",
+    )
+    assert main(["token", "--stack", "mcp-fleet", "--region", "us-east-1"]) == 0
+    assert capsys.readouterr().out.strip() == TOKEN
+    assert stack.forms[-1]["scope"] == "mcp-fleet/all"

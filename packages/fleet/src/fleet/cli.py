@@ -168,11 +168,15 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_urls(args: argparse.Namespace) -> int:
-    from fleet.urls import client_configuration, service_urls, stack_outputs
+    from fleet.urls import client_configuration, identity_outputs, service_urls, stack_outputs
 
     aws.apply_samconfig(args)
     outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
     urls = service_urls(args.stack, outputs)
+    try:
+        outputs, _ = identity_outputs(args, outputs)  # a secondary region: the primary's pool
+    except FleetError as exc:  # the URLs still print; the sign-in lines need the primary
+        print(f"fleet: the primary region's stack could not be read: {exc}", file=sys.stderr)
     for service, url in urls.items():
         print(f"{service:<12} {url}")
     if "DashboardUrl" in outputs:

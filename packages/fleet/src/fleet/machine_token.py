@@ -18,7 +18,7 @@ from typing import Any
 import httpx2 as httpx
 
 from fleet import aws
-from fleet.urls import stack_outputs
+from fleet.urls import identity_outputs, stack_outputs
 from fleet.workspace import FleetError
 
 NEEDED = ("CognitoUserPoolId", "CognitoMachineClientId", "CognitoTokenUrl", "CognitoResourceServer")
@@ -59,7 +59,8 @@ def machine_token(outputs: dict[str, str], cognito: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     aws.apply_samconfig(args)
     outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
-    answer = machine_token(outputs, aws.client(args, "cognito-idp"))
+    outputs, there = identity_outputs(args, outputs)  # a secondary region: the primary's pool
+    answer = machine_token(outputs, aws.client(there, "cognito-idp"))
     scope = answer.get("scope", "every service")
     print(f"access token for {scope}, valid {answer.get('expires_in', '?')} s", file=sys.stderr)
     print(answer["access_token"])

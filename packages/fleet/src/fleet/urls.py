@@ -21,6 +21,31 @@ def stack_outputs(stack: str, client: Any) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
 
 
+def primary_region(outputs: dict[str, str], region: str | None) -> str | None:
+    """The fleet's primary region when the stack read is a secondary one (its FleetRegions
+    output names another region first), else None."""
+    primary = outputs.get("FleetRegions", "").split(",")[0].strip()
+    return primary if primary and primary != region else None
+
+
+def identity_outputs(args: Any, outputs: dict[str, str]) -> tuple[dict[str, str], Any]:
+    """(the outputs that name the fleet's user pool, the args to reach its region): a secondary
+    region's stack has no pool of its own, so the primary region's stack (the same name) is
+    read for its Cognito* outputs."""
+    import copy
+
+    from fleet import aws
+
+    primary = primary_region(outputs, getattr(args, "region", None))
+    if primary is None or "CognitoUserPoolId" in outputs:
+        return outputs, args
+    there = copy.copy(args)
+    there.region = primary
+    found = stack_outputs(args.stack, aws.client(there, "cloudformation"))
+    cognito = {key: value for key, value in found.items() if key.startswith("Cognito")}
+    return {**outputs, **cognito}, there
+
+
 def service_urls(stack: str, outputs: dict[str, str]) -> dict[str, str]:
     """{service: MCP URL}: `<ApiBaseUrl>/<service>/mcp` for each of the stack's ServiceNames.
 
