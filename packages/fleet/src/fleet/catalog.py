@@ -35,6 +35,21 @@ async def fleet_catalog(
     return {"services": services}
 
 
+async def frontdoor_catalog(servers: Sequence[tuple[ServiceSpec, FastMCP]]) -> dict[str, Any]:
+    """{service: {"tools": [MCP tool definition]}}: what the front door serves, from the same
+    discovery the services run (their schemas, annotations and descriptions as declared)."""
+    catalog: dict[str, Any] = {}
+    for spec, server in servers:
+        tools = await server.list_tools()
+        catalog[spec.name] = {
+            "tools": [
+                tool.to_mcp_tool().model_dump(mode="json", by_alias=True, exclude_none=True)
+                for tool in tools
+            ]
+        }
+    return catalog
+
+
 def render_table(catalog: dict[str, Any]) -> str:
     """A plain-text table: one row per tool, grouped by service."""
     rows = [("SERVICE", "URL", "TOOL", "DESCRIPTION")]

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from fleet.catalog import fleet_catalog
+from fleet.catalog import fleet_catalog, frontdoor_catalog
 from fleet.template import lambda_environment
 from fleet.workspace import ServiceDir, service_dirs
 from mcp_common.app import AppSettings, create_app
@@ -105,6 +105,10 @@ def as_deployed(folder: ServiceDir, settings: AppSettings) -> AppSettings:
     return replace(settings, http=settings.http.model_copy(update=update))
 
 
+FRONT_DOORS = {"/mcp": "", "/search/mcp": "/search"}
+"""The front door's paths (mcp_common.frontdoor), and the prefix each is served under."""
+
+
 class FleetApp:
     """ASGI router over per-service apps, plus `GET /` answering the catalog.
 
@@ -129,6 +133,10 @@ class FleetApp:
         self.own = HostOriginGuardMiddleware(
             self._own, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
         )
+        self.front_doors: dict[str, tuple[Any, Any, Lifespan]] = {}
+        """{prefix: (the apps it was built from, its guarded app, its lifespan)}: `/mcp` and
+        `/search/mcp`, rebuilt when a service is rebuilt, added or dropped."""
+        self._front_door_lock = asyncio.Lock()
 
     @property
     def apps(self) -> dict[str, Starlette]:
@@ -158,6 +166,12 @@ class FleetApp:
             return
         if scope["type"] != "http":
             return
+        prefix = FRONT_DOORS.get(scope["path"])
+        if prefix is not None:  # the whole fleet at one endpoint (mcp_common.frontdoor)
+            app = await self._front_door(prefix)
+            inner = {**scope, "path": "/mcp", "root_path": scope.get("root_path", "") + prefix}
+            await app(inner, receive, send)
+            return
         served = self.served.get(self._service_for(scope["path"]) or "")
         if served is not None and isinstance(served.app, Starlette):
             await served.app(scope, receive, send)
@@ -178,6 +192,45 @@ class FleetApp:
             return
         hint = {"error": "not found", "services": [f"/{name}/mcp" for name in self.served]}
         await JSONResponse(hint, status_code=404)(scope, receive, send)
+
+    async def _front_door(self, prefix: str) -> Any:
+        """The front door at `<prefix>/mcp`, over the services as they are now."""
+        async with self._front_door_lock:
+            apps = self.apps
+            built = self.front_doors.get(prefix)
+            if built is not None and built[0] == apps:
+                return built[1]
+            if built is not None:
+                await built[2].close()
+            import httpx2 as httpx
+
+            from mcp_common.frontdoor import HttpUpstream, frontdoor_app
+
+            servers = [(app.state.service, app.state.mcp_server) for app in apps.values()]
+            catalog = await frontdoor_catalog(servers)
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=self), base_url="http://127.0.0.1", timeout=None
+            )
+            app = frontdoor_app(
+                catalog, HttpUpstream(client), self.settings.auth, search=prefix == "/search"
+            )
+            stop = asyncio.Event()
+            started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            async def hold() -> None:
+                async with app.router.lifespan_context(app):
+                    started.set_result(None)
+                    await stop.wait()
+                await client.aclose()
+
+            task = asyncio.create_task(hold())
+            await started
+            http = self.settings.http
+            guarded = HostOriginGuardMiddleware(
+                app, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
+            )
+            self.front_doors[prefix] = (apps, guarded, Lifespan(task, stop))
+            return guarded
 
     async def _start(self, served: Served) -> None:
         """Start the service's lifespan (priming included) in a task that holds it until the
@@ -220,6 +273,8 @@ class FleetApp:
         for served in self.served.values():
             if served.lifespan is not None:
                 await served.lifespan.close()
+        for _, _, lifespan in self.front_doors.values():
+            await lifespan.close()
         await send({"type": "lifespan.shutdown.complete"})
 
     async def follow_folders(self) -> None:

@@ -1,0 +1,154 @@
+"""The whole fleet at one endpoint (`/mcp`, `/search/mcp`) under `fleet dev`, over real HTTP
+with fastmcp's client: every service's tools as declared, calls that reach the service with
+the caller's own credential, what each key may see, and the refusals a direct call gets.
+
+Everything is read from what discovery finds, never from today's list of services."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+
+from fleet.dev import build_fleet_app
+from fleet.smoke import _smoke_call
+from fleet.testing import app_settings, serve
+from fleet.workspace import find_root, service_dirs
+from mcp_common.apikeys import hash_key
+
+SERVICES = service_dirs(find_root())
+EVERYTHING = "mcpk_frontdoor_everything_0123456789"
+
+
+def key_for(service: str) -> str:
+    return f"mcpk_frontdoor_{service}_0123456789"
+
+
+RECORDS = json.dumps(
+    [{"name": "all", "sha256": hash_key(EVERYTHING), "services": ["*"]}]
+    + [
+        {"name": s.name, "sha256": hash_key(key_for(s.name)), "services": [s.name]}
+        for s in SERVICES
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory) -> Iterator[tuple[str, Any]]:
+    import os
+    from pathlib import Path
+
+    here = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))  # a local store (memory's) lands in a scratch folder
+    try:
+        settings = app_settings(MCP_AUTH="api_key", MCP_API_KEYS=RECORDS, MCP_PRIME="false")
+        app = build_fleet_app(SERVICES, settings)
+        with serve(app) as base:
+            yield base, app
+    finally:
+        os.chdir(here)
+
+
+def client(url: str, key: str | None) -> Client:
+    headers = {"x-api-key": key} if key else {}
+    return Client(StreamableHttpTransport(url, headers=headers))
+
+
+async def declared(app: Any) -> dict[str, dict[str, Any]]:
+    """{service: {tool name: tool}} as each service itself lists them."""
+    found = {}
+    for name, served in app.apps.items():
+        tools = await served.state.mcp_server.list_tools()
+        found[name] = {tool.name: tool.to_mcp_tool() for tool in tools}
+    return found
+
+
+async def test_every_tool_of_every_service_as_its_service_declares_it(fleet):
+    base, app = fleet
+    services = await declared(app)
+    async with client(f"{base}/mcp", EVERYTHING) as door:
+        listed = {tool.name: tool for tool in await door.list_tools()}
+    expected = {f"{s}_{t}": tool for s, tools in services.items() for t, tool in tools.items()}
+    assert set(listed) == set(expected)
+    for name, tool in expected.items():
+        assert listed[name].input_schema == tool.input_schema, name
+        assert listed[name].description == tool.description, name
+        assert listed[name].annotations == tool.annotations, name
+
+
+async def test_a_call_reaches_its_service_and_answers_as_a_direct_call(fleet):
+    base, app = fleet
+    called = 0
+    for service, tools in (await declared(app)).items():
+        choice = _smoke_call(list(tools.values()))
+        if choice is None:
+            continue
+        tool, arguments = choice
+        async with client(f"{base}/{service}/mcp", EVERYTHING) as direct:
+            expected = await direct.call_tool(tool, arguments, raise_on_error=False)
+        async with client(f"{base}/mcp", EVERYTHING) as door:
+            through = await door.call_tool(f"{service}_{tool}", arguments, raise_on_error=False)
+        # The same answer, a tool error included (a service whose provider is unreachable
+        # here answers a tool error both ways).
+        assert through.is_error == expected.is_error, (service, through.content)
+        assert through.structured_content == expected.structured_content, service
+        called += 1
+    assert called, "no service has a read-only tool with an example to call"
+
+
+async def test_a_key_sees_and_calls_only_its_own_services(fleet):
+    base, app = fleet
+    services = await declared(app)
+    for service, tools in services.items():
+        async with client(f"{base}/mcp", key_for(service)) as door:
+            listed = {tool.name for tool in await door.list_tools()}
+            assert listed == {f"{service}_{tool}" for tool in tools}, service
+            others = [
+                (other, name)
+                for other, names in services.items()
+                if other != service
+                for name in names
+            ]
+            if others:
+                other, name = others[0]
+                refused = await door.call_tool(f"{other}_{name}", {}, raise_on_error=False)
+                assert refused.is_error
+                assert "Unknown tool" in str(refused.content[0].text)
+
+
+async def test_no_credential_and_an_unknown_key_are_refused_as_a_service_refuses(fleet):
+    import httpx2 as httpx
+
+    base, _ = fleet
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    for path in ("/mcp", "/search/mcp"):
+        async with httpx.AsyncClient() as http:
+            missing = await http.post(f"{base}{path}", json=body, headers=headers)
+            wrong = await http.post(
+                f"{base}{path}", json=body, headers={**headers, "x-api-key": "mcpk_nobody_00000"}
+            )
+        assert missing.status_code == 401, path
+        assert wrong.status_code == 401, path
+        assert "www-authenticate" in missing.headers
+
+
+async def test_search_mode_shows_a_few_tools_and_finds_each_by_its_words(fleet):
+    base, app = fleet
+    services = await declared(app)
+    async with client(f"{base}/search/mcp", EVERYTHING) as door:
+        listed = [tool.name for tool in await door.list_tools()]
+        assert len(listed) <= 5
+        for service, tools in services.items():
+            for name, tool in tools.items():
+                query = f"{name.replace('_', ' ')} {tool.description or ''}"[:200]
+                found = await door.call_tool("search_tools", {"query": query})
+                assert f"{service}_{name}" in json.dumps(found.structured_content), query
+        weather = services.get("weather", {})
+        if any("forecast" in name for name in weather):  # the issue's own example
+            found = await door.call_tool("search_tools", {"query": "weather forecast in Paris"})
+            assert "weather_" in json.dumps(found.structured_content)
