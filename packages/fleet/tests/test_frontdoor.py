@@ -152,3 +152,17 @@ async def test_search_mode_shows_a_few_tools_and_finds_each_by_its_words(fleet):
         if any("forecast" in name for name in weather):  # the issue's own example
             found = await door.call_tool("search_tools", {"query": "weather forecast in Paris"})
             assert "weather_" in json.dumps(found.structured_content)
+
+
+async def test_the_catalog_at_the_root_is_authenticated_like_everything_else(fleet):
+    """Issue 31: `GET /` listed every service's tools to anyone when MCP_AUTH=api_key."""
+    import httpx2 as httpx
+
+    base, app = fleet
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{base}/")).status_code == 401
+        everything = (await http.get(f"{base}/", headers={"x-api-key": EVERYTHING})).json()
+        assert {s["name"] for s in everything["services"]} == set(app.apps)
+        for service in app.apps:
+            mine = await http.get(f"{base}/", headers={"x-api-key": key_for(service)})
+            assert [s["name"] for s in mine.json()["services"]] == [service]

@@ -137,6 +137,7 @@ class FleetApp:
         """{prefix: (the apps it was built from, its guarded app, its lifespan)}: `/mcp` and
         `/search/mcp`, rebuilt when a service is rebuilt, added or dropped."""
         self._front_door_lock = asyncio.Lock()
+        self._visibility: Any = None
 
     @property
     def apps(self) -> dict[str, Starlette]:
@@ -181,8 +182,12 @@ class FleetApp:
     async def _own(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The catalog at `/`, a broken service's 503, else a 404 that lists the services."""
         if scope["path"] == "/":
+            allowed = await self._catalog_reader(scope, receive, send)
+            if allowed is None:
+                return
             host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
             body = await self.catalog(f"{scope.get('scheme', 'http')}://{host}")
+            body["services"] = [s for s in body["services"] if s["name"] in allowed]
             await JSONResponse(body)(scope, receive, send)
             return
         served = self.served.get(self._service_for(scope["path"]) or "")
@@ -192,6 +197,22 @@ class FleetApp:
             return
         hint = {"error": "not found", "services": [f"/{name}/mcp" for name in self.served]}
         await JSONResponse(hint, status_code=404)(scope, receive, send)
+
+    async def _catalog_reader(self, scope: Scope, receive: Receive, send: Send) -> set[str] | None:
+        """The services whose part of `GET /` the caller may read, authenticated as every
+        service authenticates (none: the refusal was sent, None returned)."""
+        from mcp_common.frontdoor import Visibility, credential_of
+
+        names = sorted(self.served)
+        if self._visibility is None or self._visibility.services != names:
+            self._visibility = Visibility(names, self.settings.auth)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        allowed, refusal = await self._visibility.allowed(credential_of(headers))
+        if refusal is not None:
+            body = {"error": refusal.error, "error_description": str(refusal)}
+            await JSONResponse(body, status_code=refusal.status)(scope, receive, send)
+            return None
+        return set(allowed)
 
     async def _front_door(self, prefix: str) -> Any:
         """The front door at `<prefix>/mcp`, over the services as they are now."""

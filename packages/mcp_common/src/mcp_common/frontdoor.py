@@ -263,7 +263,7 @@ class _Edge:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        allowed, refusal = await self.visibility.allowed(_credential(headers))
+        allowed, refusal = await self.visibility.allowed(credential_of(headers))
         if refusal is not None:
             body = {"error": refusal.error, "error_description": str(refusal)}
             challenge = f'Bearer error="{refusal.error}"'
@@ -293,7 +293,8 @@ def frontdoor_app(
     return server.http_app(path="/mcp", stateless_http=True, middleware=[edge])
 
 
-def _credential(headers: Mapping[str, str]) -> str | None:
+def credential_of(headers: Mapping[str, str]) -> str | None:
+    """The bearer token or API key a request carries (lower-cased header names)."""
     authorization = headers.get("authorization", "").strip()
     if authorization[:7].lower() == "bearer " and authorization[7:].strip():
         return authorization[7:].strip()
