@@ -189,7 +189,7 @@ def test_each_function_reserves_its_concurrency_unless_the_stack_reserves_none(s
         ]
     }
     assert service_cfn["Conditions"]["Reserves"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, 0]}]
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]}]
     }
 
 

@@ -234,6 +234,16 @@ INLINE = """\
             {resource}
 """
 RESOURCES = {
+    "another service's global table name, squatted": (
+        (
+            "Attack:\n    Type: AWS::DynamoDB::Table\n    Properties:\n"
+            f"      TableName: !Sub '${{Fleet}}.not_{SERVICE}.graphs'\n"
+            "      BillingMode: PAY_PER_REQUEST\n"
+            "      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]\n"
+            "      KeySchema: [{AttributeName: pk, KeyType: HASH}]\n"
+        ),
+        "is named",
+    ),
     "a key record planted for another service": (
         (
             "Attack:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Type: String\n"
@@ -495,3 +505,42 @@ def test_cfn_lint_runs_on_a_teams_own_stack(workspace):
     )
     faults = [f for f in check_fleet(workspace) if f"services/{SERVICE}/infra.yaml:" in f]
     assert any("NoSuchTable" in f for f in faults), faults
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fault"),
+    [
+        ("ReplicaRegions=eu-west-1", "ReplicaRegions needs PrimaryRegion"),
+        ("PrimaryRegion=us-east-1 ReplicaRegions=eu-west-1,us-east-1", "lists the primary"),
+        ('PrimaryRegion=us-east-1 "ReplicaRegions=eu-west-1, ap-south-1"', "no spaces"),
+        ("PrimaryRegion=us-east-1 ReplicaRegions=a-1,b-1,c-1,d-1", "at most 3"),
+        ("PrimaryRegion=us-east-1 ReplicaRegions=eu-west-1", None),
+    ],
+)
+def test_the_fleets_regions_are_checked_before_cloudformation_sees_them(
+    workspace, overrides, fault
+):
+    """ReplicaRegions without PrimaryRegion made every region act as the primary (each creating
+    memory's global table); a space made a replica region CloudFormation cannot create."""
+    samconfig = workspace / "samconfig.toml"
+    samconfig.write_text(
+        samconfig.read_text().replace(
+            "[default.deploy.parameters]\n",
+            f"[default.deploy.parameters]\nparameter_overrides = '{overrides}'\n",
+            1,
+        )
+    )
+    faults = [f for f in check_fleet(workspace) if "samconfig.toml" in f]
+    if fault is None:
+        assert faults == []
+    else:
+        assert any(fault in f for f in faults), faults
+
+
+def test_a_service_with_a_reserved_name_is_a_fault(workspace):
+    """`all` and `services` name the fleet's Cognito scopes and group: a service under either
+    name would be reached by every fleet-wide token."""
+    import shutil
+
+    shutil.copytree(workspace / "services" / SERVICE, workspace / "services" / "all")
+    assert any("services/all: the name is reserved" in f for f in check_fleet(workspace))

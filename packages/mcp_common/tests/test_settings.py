@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from mcp_common.settings import (
+    AuthSettings,
     RuntimeSettings,
     ServiceEnvironmentError,
     apply_service_environment,
@@ -75,3 +76,21 @@ class TestServiceEnvironment:
             apply_service_environment(environ)
         assert "DEBUG" not in str(refused.value)  # names, never values
         assert environ["LOG_LEVEL"] == "INFO"
+
+
+@pytest.mark.parametrize(
+    ("service", "scopes", "groups", "granted"),
+    [
+        ("math", {"R/math"}, set(), True),  # an issuer's per-service scope
+        ("math", {"R/all"}, set(), True),  # the machine client's
+        ("math", {"R/services"}, {"math"}, True),  # a person in the service's group
+        ("math", {"R/services"}, {"all"}, True),  # a person in the fleet-wide group
+        ("math", {"R/services"}, {"weather"}, False),
+        ("math", {"R/weather"}, {"math"}, False),  # a group needs R/services
+        ("services", {"R/services"}, set(), False),  # not a per-service scope for "services"
+        ("math", {"X/all"}, set(), False),  # another resource server's
+    ],
+)
+def test_who_reaches_a_service_with_a_resource_server(service, scopes, groups, granted):
+    settings = AuthSettings(MCP_JWT_RESOURCE_SERVER="R")
+    assert settings.grants(service, frozenset(scopes), frozenset(groups)) is granted

@@ -442,6 +442,33 @@ def _service_folder_faults(service: ServiceDir) -> list[str]:
     return faults + own_stack_faults(service)
 
 
+def _regions_faults(root: Path) -> list[str]:
+    """The regions samconfig.toml deploys the fleet to, as CloudFormation cannot check them:
+    PrimaryRegion with ReplicaRegions, a list without spaces or the primary, at most three
+    (memory's global table has a replica slot for three)."""
+    from fleet.limits import deploy_environments, parameter_override
+
+    faults = []
+    for env in deploy_environments(root):
+        primary = parameter_override(env, "PrimaryRegion") or ""
+        replicas = parameter_override(env, "ReplicaRegions") or ""
+        where = f"samconfig.toml [{env['name']}]"
+        if not replicas:
+            continue
+        names = replicas.split(",")
+        if not primary:
+            faults.append(f"{where}: ReplicaRegions needs PrimaryRegion")
+        if any(name != name.strip() or not name for name in names):
+            faults.append(f"{where}: ReplicaRegions {replicas!r}: no spaces, no empty entry")
+        if primary in names:
+            faults.append(f"{where}: ReplicaRegions lists the primary region {primary!r}")
+        if len(set(names)) != len(names):
+            faults.append(f"{where}: ReplicaRegions lists a region twice")
+        if len(names) > 3:
+            faults.append(f"{where}: at most 3 ReplicaRegions (memory's global table)")
+    return faults
+
+
 def check_fleet(root: Path) -> list[str]:
     """Every inconsistency between services/, the templates and the services' tools, and
     every limit the fleet crosses."""
@@ -460,6 +487,15 @@ def check_fleet(root: Path) -> list[str]:
                 f"LambdaAdapterLayerVersion defaults to {layer!r}: SnapStart hooks need "
                 f"{MIN_ADAPTER_LAYER} (Lambda Web Adapter v1.1.0) or later"
             )
+    from fleet.new import RESERVED
+
+    faults += [
+        f"services/{name}: the name is reserved by the fleet ({name!r} is a path, scope or "
+        "group of the fleet's own): rename the service"
+        for name in services
+        if name in RESERVED
+    ]
+    faults += _regions_faults(root)
     for service in service_dirs(root):
         faults += _service_folder_faults(service)
     if template is not None and service_template is not None and not faults:

@@ -23,9 +23,9 @@ import yaml
 
 GUARD_RULES = "infra/guard/rules.yaml"
 OWN_STACK = "OwnStack0Name"
+"""What `AWS::StackName` resolves to in the analysis: a name only the own stack carries."""
 FLEET = "Fleet0Name"
 """What the analysis gives the Fleet parameter: a name no real resource has."""
-"""What `AWS::StackName` resolves to in the analysis: a name only the own stack carries."""
 ACCOUNT = "111111111111"
 
 
@@ -44,10 +44,11 @@ def _type_faults(template: dict[str, Any], where: str, guard: dict[str, Any]) ->
                 break
         named = guard.get("own_names", {}).get(kind)
         value = ((resource or {}).get("Properties") or {}).get(named) if named else None
-        if value is not None and not _named_by_own_stack(value):
+        if value is not None and not _named_by_own_stack(value, "DynamoDB" in kind):
             faults.append(
                 f"{where}: {name} ({kind}) is named {value!r}: only names starting with "
-                "${AWS::StackName}- (or none: CloudFormation's)"
+                "${AWS::StackName}- (or none: CloudFormation's"
+                + (", or ${Fleet}.${Service}. for a global table)" if "DynamoDB" in kind else ")")
             )
         for attach_kind, keys in guard["attachments"].items():
             if kind != attach_kind:
@@ -66,11 +67,17 @@ def _type_faults(template: dict[str, Any], where: str, guard: dict[str, Any]) ->
     return faults
 
 
-def _named_by_own_stack(value: Any) -> bool:
-    """A name written as !Sub "${AWS::StackName}-..." (or "/${AWS::StackName}-...")."""
+def _named_by_own_stack(value: Any, global_table: bool = False) -> bool:
+    """A name written as !Sub "${AWS::StackName}-..." (or "/${AWS::StackName}-..."), or as
+    !Sub "${Fleet}.${Service}...." (a table global across the fleet's regions: the name is
+    the service's in every region, and the permissions boundary's)."""
     text = value.get("Fn::Sub") if isinstance(value, dict) else None
     text = text[0] if isinstance(text, list) else text
-    return isinstance(text, str) and text.lstrip("/").startswith("${AWS::StackName}-")
+    if not isinstance(text, str):
+        return False
+    if text.lstrip("/").startswith("${AWS::StackName}-"):
+        return True
+    return global_table and text.startswith("${Fleet}.${Service}.")
 
 
 def _own(resource: str, own_resources: set[str], global_prefix: str = "") -> bool:
@@ -84,8 +91,10 @@ def _own(resource: str, own_resources: set[str], global_prefix: str = "") -> boo
     if (match := re.match(r"\$\{(\w+)[.}]", resource)) is not None:
         return match[1] in own_resources
     before_wildcard = re.split(r"[*?]", resource, maxsplit=1)[0]
-    if global_prefix and re.search(rf"[/:]{re.escape(global_prefix)}", before_wildcard):
-        return True
+    if global_prefix and re.search(
+        rf"^arn:[^:]+:dynamodb:[^:]*:[^:]*:table/{re.escape(global_prefix)}", before_wildcard
+    ):
+        return True  # a global table, as the boundary allows it (DynamoDB tables only)
     return f"{OWN_STACK}-" in before_wildcard or before_wildcard.endswith(f":{OWN_STACK}")
 
 

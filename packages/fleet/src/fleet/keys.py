@@ -347,12 +347,14 @@ def revoke(args: argparse.Namespace) -> int:
             store.save(remaining)
             removed += 1
             print(f"revoked {args.name!r} in {store.description} ({len(remaining)} left)")
-    if not removed:
+    prefix = aws_prefix(args)
+    if not removed and not prefix:
         described = ", ".join(store.description for store in stores)
         raise FleetError(f"no key named {args.name!r} in {described}")
+    if not removed:  # remembered as revoked all the same: no machine may put it here later
+        print(f"no key named {args.name!r} here; the name is revoked all the same")
     revoked = RevokedNames(local.path)
     revoked.save({**revoked.load(), args.name: datetime.now(UTC).isoformat(timespec="seconds")})
-    prefix = aws_prefix(args)
     if prefix:  # kept in AWS: no operator's machine can issue the name again
         AwsRevocations(prefix, aws.client(args, "ssm")).add(args.name)
         print(f"remembered {args.name!r} as revoked in SSM parameter {prefix}/{REVOKED_PARAMETER}")
@@ -369,8 +371,8 @@ def add_parser(commands: Any) -> None:
     file_help = f"local records file (default {DEFAULT_FILE})"
 
     def with_stores(parser: argparse.ArgumentParser, prefix: bool = True) -> None:
-        # (create writes the local file only; put, list and revoke may act on every region)
-        """Where the records are: the local file (default) or AWS."""
+        """Where the records are: the local file (default) or AWS (create writes the local
+        file only; put, list and revoke may act on every region)."""
         where = parser.add_mutually_exclusive_group()
         if prefix:
             where.add_argument(

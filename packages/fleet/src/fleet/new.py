@@ -300,6 +300,11 @@ def create_services(root: Path, names: list[str], lock: bool = True, log=print) 
 
     if len(set(names)) != len(names):
         raise FleetError(f"a name is given twice: {' '.join(names)}")
+    stems = [logical_id(name) for name in names]
+    if len(set(stems)) != len(stems):
+        raise FleetError(
+            f"two names make one stack name ({', '.join(stems)}): they differ only in underscores"
+        )
     for name in names:
         validate_name(root, name)
     template = root / TEMPLATE

@@ -143,8 +143,10 @@ class AuthSettings(BaseSettings):
         server = self.jwt_resource_server
         if not server:
             return True
-        if f"{server}/{FLEET_SCOPE}" in scopes or f"{server}/{service}" in scopes:
+        if f"{server}/{FLEET_SCOPE}" in scopes:
             return True
+        if service not in (FLEET_SCOPE, GROUPS_SCOPE) and f"{server}/{service}" in scopes:
+            return True  # (a service named like a fleet-wide scope gets no per-service one)
         return f"{server}/{GROUPS_SCOPE}" in scopes and bool({service, FLEET_GROUP} & groups)
 
     @property

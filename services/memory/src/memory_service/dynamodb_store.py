@@ -51,11 +51,11 @@ from memory_service.graph import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 ATTEMPTS = 6
+"""Tries of one change when concurrent writers keep winning the race."""
 BUDGET_SECONDS = 15.0
 """The longest one store operation may spend on DynamoDB calls, all of them: under the tool's
 deadline (MCP_TOOL_TIMEOUT_SECONDS, 20 s for memory), so a graph with a hub entity of 50,000
 relations ends in a clear error, never in minutes of calls."""
-"""Tries of one change when concurrent writers keep winning the race."""
 TRANSACTION_ITEMS = 99
 META = "#META"
 TARGET_INDEX = "by_target"
@@ -108,6 +108,8 @@ class DynamoDBStore:
         self.budget = budget
         self._budget = _Budget()
         self._client = client
+        if client is not None:
+            client.meta.events.register("before-send.dynamodb", self._in_budget)
         self._to_dynamo = TypeSerializer().serialize
         self._from_dynamo = TypeDeserializer().deserialize
 
@@ -116,9 +118,7 @@ class DynamoDBStore:
     def _db(self) -> Any:
         """The client, for one more call: refused once the operation is out of time or its
         tool call was cancelled (a thread cannot be stopped; it stops calling)."""
-        stop = self._budget.stop
-        if (stop is not None and stop.is_set()) or time.monotonic() > self._budget.deadline:
-            raise OutOfTime
+        self._in_budget()
         if self._client is None:
             import boto3
             from botocore.config import Config
@@ -129,7 +129,14 @@ class DynamoDBStore:
                 retries={"total_max_attempts": 5, "mode": "standard"},  # backoff on throttling
             )
             self._client = boto3.client("dynamodb", config=config)
+            # Every attempt botocore sends, its own retries included, checks the budget.
+            self._client.meta.events.register("before-send.dynamodb", self._in_budget)
         return self._client
+
+    def _in_budget(self, **_: Any) -> None:
+        stop = self._budget.stop
+        if (stop is not None and stop.is_set()) or time.monotonic() > self._budget.deadline:
+            raise OutOfTime
 
     def close(self) -> None:
         """Drop the client: its connections and credentials (before a snapshot)."""
