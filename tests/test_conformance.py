@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,8 @@ SUITE_DIR = Path(__file__).parent / "conformance"
 NODE = SUITE_DIR / "node_modules" / ".bin" / "node"
 CLI = SUITE_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 SERVICES = [service.name for service in service_dirs(ROOT)]
+TARGETS = {**{service: f"/{service}/mcp" for service in SERVICES}, "front-door": "/mcp"}
+"""Every service's endpoint, and the whole fleet's (mcp_common.frontdoor)."""
 
 HANDSHAKE, MODERN = "2025-11-25", "2026-07-28"
 SCENARIOS: dict[str, tuple[str, ...]] = {
@@ -142,13 +145,13 @@ def results(fleet_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     out = tmp_path_factory.mktemp("conformance-results")
     jobs = {
         (mode, service, scenario, version): (
-            f"{base}/{service}/mcp",
+            f"{base}{TARGETS[service]}",
             scenario,
             version,
             out / mode / service / f"{scenario}-{version}",
         )
         for mode, base in fleet_bases.items()
-        for service in SERVICES
+        for service in TARGETS
         for scenario, version in RUNS
     }
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -157,7 +160,7 @@ def results(fleet_bases: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", list(TARGETS))
 @pytest.mark.parametrize(("scenario", "version"), RUNS, ids=[f"{s}@{v}" for s, v in RUNS])
 def test_scenario_passes(results, mode, service, scenario, version):
     checks = results[(mode, service, scenario, version)]
@@ -182,3 +185,50 @@ def test_every_excuse_is_still_needed(results):
         if check["status"] == "FAILURE"
     }
     assert set(EXCUSED) <= still_failing
+
+
+def test_the_typescript_sdk_lists_and_calls_a_tool_of_each_service_through_the_front_door(
+    fleet_bases,
+):
+    """Issue 31: the TypeScript SDK's client at /mcp, one call per service whose tools declare a
+    read-only example (fleet smoke's choice), each answered as the service answers it."""
+    import asyncio
+
+    from fastmcp import Client
+
+    from fleet.smoke import _smoke_call
+
+    _install_suite()
+    base = fleet_bases[MODES[0]]
+
+    async def plan() -> tuple[set[str], list[dict[str, Any]], dict[str, Any]]:
+        names, calls, expected = set(), [], {}
+        for service in SERVICES:
+            async with Client(f"{base}/{service}/mcp") as direct:
+                tools = await direct.list_tools()
+                names |= {f"{service}_{tool.name}" for tool in tools}
+                choice = _smoke_call(tools)
+                if choice is None:
+                    continue
+                tool, arguments = choice
+                answer = await direct.call_tool(tool, arguments, raise_on_error=False)
+            calls.append({"name": f"{service}_{tool}", "arguments": arguments})
+            expected[f"{service}_{tool}"] = (answer.is_error, answer.structured_content)
+        return names, calls, expected
+
+    names, calls, expected = asyncio.run(plan())
+    script = SUITE_DIR / "frontdoor_client.mjs"
+    result = subprocess.run(
+        [str(NODE), str(script), f"{base}/mcp", json.dumps(calls)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=SUITE_DIR,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(seen["tools"]) == names
+    assert calls, "no service declares a read-only example to call"
+    for call in seen["calls"]:
+        assert (call["isError"], call["structured"]) == expected[call["name"]], call["name"]
