@@ -166,3 +166,74 @@ async def test_the_catalog_at_the_root_is_authenticated_like_everything_else(fle
         for service in app.apps:
             mine = await http.get(f"{base}/", headers={"x-api-key": key_for(service)})
             assert [s["name"] for s in mine.json()["services"]] == [service]
+
+
+class AdapterStandIn:
+    """Lambda's Invoke and InvokeWithResponseStream at the edge, for the fleet served on
+    loopback: the REST proxy event becomes the HTTP request the Web Adapter would make, and
+    the answer comes back in the adapter's formats (a proxy response; a JSON prelude, eight NUL
+    bytes and the body). It records what was invoked."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.invoked: list[tuple[str, str, str]] = []
+
+    def _forward(self, FunctionName: str, Qualifier: str, Payload: bytes, kind: str):
+        import httpx2 as httpx
+
+        event = json.loads(Payload)
+        self.invoked.append((FunctionName, Qualifier, kind))
+        assert event["httpMethod"] == "POST"
+        assert FunctionName.endswith(f"-{event['path'].split('/')[1]}")  # its own function
+        return httpx.post(
+            f"{self.base}{event['path']}", content=event["body"], headers=event["headers"]
+        )
+
+    def invoke(self, **call: Any) -> dict[str, Any]:
+        import io
+
+        response = self._forward(**call, kind="invoke")
+        body = {"statusCode": response.status_code, "headers": dict(response.headers)}
+        body["body"] = response.text
+        return {"Payload": io.BytesIO(json.dumps(body).encode())}
+
+    def invoke_with_response_stream(self, **call: Any) -> dict[str, Any]:
+        response = self._forward(**call, kind="stream")
+        prelude = json.dumps(
+            {"statusCode": response.status_code, "headers": dict(response.headers)}
+        )
+        data = prelude.encode() + b"\x00" * 8 + response.content
+        chunks = [data[i : i + 7] for i in range(0, len(data), 7)]  # split anywhere
+        return {"EventStream": [{"PayloadChunk": {"Payload": chunk}} for chunk in chunks]}
+
+
+async def test_in_lambda_each_call_invokes_its_services_serving_alias(fleet):
+    """The deployed front door calls `<stack>-<service>:serving` directly (Invoke when buffered,
+    InvokeWithResponseStream when streaming), never a second API Gateway request, and answers
+    as the service does."""
+    from fleet.catalog import frontdoor_catalog
+    from mcp_common.frontdoor import LambdaUpstream, frontdoor_app
+
+    base, app = fleet
+    servers = [(s.state.service, s.state.mcp_server) for s in app.apps.values()]
+    catalog = await frontdoor_catalog(servers)
+    services = await declared(app)
+    stand_in = AdapterStandIn(base)
+    streaming = set(list(catalog)[::2])  # some each way: both formats are read
+    upstream = LambdaUpstream("fleet", streaming, client=stand_in)
+    door_app = frontdoor_app(catalog, upstream, app.settings.auth)
+    with serve(door_app) as door:
+        for service, tools in services.items():
+            choice = _smoke_call(list(tools.values()))
+            if choice is None:
+                continue
+            tool, arguments = choice
+            async with client(f"{base}/{service}/mcp", EVERYTHING) as direct:
+                expected = await direct.call_tool(tool, arguments, raise_on_error=False)
+            async with client(f"{door}/mcp", EVERYTHING) as mcp:
+                through = await mcp.call_tool(f"{service}_{tool}", arguments, raise_on_error=False)
+            assert through.is_error == expected.is_error, (service, through.content)
+            assert through.structured_content == expected.structured_content, service
+            kind = "stream" if service in streaming else "invoke"
+            assert stand_in.invoked[-1] == (f"fleet-{service}", "serving", kind)
+    assert stand_in.invoked

@@ -667,3 +667,42 @@ def build_service(
         say("precompiling the service's bytecode")
         compile_own(out, (service.package,), python)
     return _result(service.name, out, started, python, say)
+
+
+FRONTDOOR = Path("infra") / "frontdoor"
+"""The front door's run.sh (mcp_common.frontdoor); fleet build --frontdoor adds its catalog."""
+
+
+def build_frontdoor(root: Path, out: Path, log: Callable = print, force: bool = False) -> Path:
+    """The front door's artifact: its run.sh and catalog.json, the catalog built from every
+    service's own discovery (their tools as declared) and each own stack's response mode, so
+    a deploy never pairs the front door with another build's list."""
+    import asyncio
+
+    from fleet.catalog import frontdoor_catalog
+    from fleet.template import OWN_TEMPLATE, load_template
+    from fleet.workspace import service_dirs
+    from mcp_common.app import build_server
+
+    refuse_own_build_steps(root)
+    prepare_out(root, out, force)
+    services = service_dirs(root)
+    specs = [service.load_spec() for service in services]
+    catalog = asyncio.run(frontdoor_catalog([(spec, build_server(spec)) for spec in specs]))
+    for service in services:
+        own = service.path / OWN_TEMPLATE
+        outputs = (load_template(own).get("Outputs") or {}) if own.is_file() else {}
+        mode = (outputs.get("ResponseTransferMode") or {}).get("Value", "BUFFERED")
+        catalog[service.name]["streaming"] = mode == "STREAM"
+    document = {
+        "lock": lock_hash(root),
+        "source": source_commit(root, str(FRONTDOOR)),
+        "services": catalog,
+    }
+    (out / "catalog.json").write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    run_sh = out / "run.sh"
+    shutil.copy2(root / FRONTDOOR / "run.sh", run_sh)
+    run_sh.chmod(0o755)
+    tools = sum(len(entry["tools"]) for entry in catalog.values())
+    log(f"[frontdoor] catalog: {len(catalog)} services, {tools} tools")
+    return out

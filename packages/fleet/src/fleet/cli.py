@@ -92,6 +92,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     root = find_root()
     out = Path(args.out).absolute()  # not resolved: a symbolic link is refused, not followed
+    if args.frontdoor:
+        if args.service is not None or args.layer is not None:
+            raise FleetError("--frontdoor builds the front door alone: no service, no --layer")
+        from fleet.build import build_frontdoor
+
+        build_frontdoor(root, out, force=args.force)
+        return 0
     if (args.service is None) == (args.layer is None):
         raise FleetError("name a service or --layer deps|common (one of them)")
     if args.layer is not None:
@@ -269,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--layer",
         choices=["deps", "common"],
         help="build a shared layer instead: deps (third-party packages) or common (mcp_common)",
+    )
+    build.add_argument(
+        "--frontdoor",
+        action="store_true",
+        help="build the front door instead: its run.sh and the catalog of every service's tools",
     )
     build.add_argument(
         "--out",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -85,6 +86,164 @@ class HttpUpstream:
             body = await response.aread()
             if body.strip():
                 yield json.loads(body)
+
+
+class LambdaUpstream:
+    """The services' Lambda functions, called directly: `<stack>-<service>:serving`, as API
+    Gateway calls them (a REST proxy event, which the Web Adapter turns into the request), with
+    Invoke for a buffered service and InvokeWithResponseStream for a streaming one. No second
+    API Gateway request, no second charge."""
+
+    ALIAS = "serving"
+
+    def __init__(self, stack: str, streaming: set[str], client: Any = None) -> None:
+        self.stack = stack
+        self.streaming = streaming
+        self._client = client
+
+    def _lambda(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            # A tools/call is not idempotent: never retried. Reads wait as long as a call may.
+            config = Config(connect_timeout=2, read_timeout=900, retries={"total_max_attempts": 1})
+            self._client = boto3.client("lambda", config=config)
+        return self._client
+
+    def event(self, service: str, message: dict[str, Any], headers: Mapping[str, str]) -> dict:
+        """The REST API proxy event API Gateway would send for POST /<service>/mcp."""
+        import uuid
+
+        all_headers = {
+            **headers,
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-method": message["method"],
+            "mcp-name": message["params"]["name"],
+        }
+        path = f"/{service}/mcp"
+        return {
+            "resource": f"/{service}/{{proxy+}}",
+            "path": path,
+            "httpMethod": "POST",
+            "headers": all_headers,
+            "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
+            "queryStringParameters": None,
+            "multiValueQueryStringParameters": None,
+            "pathParameters": {"proxy": "mcp"},
+            "requestContext": {
+                "resourcePath": f"/{service}/{{proxy+}}",
+                "httpMethod": "POST",
+                "path": path,
+                "requestId": str(uuid.uuid4()),
+                "stage": "frontdoor",
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": json.dumps(message),
+            "isBase64Encoded": False,
+        }
+
+    async def call(
+        self, service: str, message: dict[str, Any], headers: Mapping[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        import asyncio
+
+        function = f"{self.stack}-{service}"
+        payload = json.dumps(self.event(service, message, headers)).encode()
+        if service not in self.streaming:
+            answer = await asyncio.to_thread(
+                self._lambda().invoke,
+                FunctionName=function,
+                Qualifier=self.ALIAS,
+                Payload=payload,
+            )
+            response = json.loads(answer["Payload"].read() or b"{}")
+            status = int(response.get("statusCode", 502))
+            body = response.get("body") or ""
+            if response.get("isBase64Encoded"):
+                import base64
+
+                body = base64.b64decode(body).decode()
+            if status in (401, 403):
+                raise Refused(status, body[:300])
+            for reply in _messages(body, response.get("headers") or {}):
+                yield reply
+            return
+        async for reply in self._stream(function, payload):
+            yield reply
+
+    async def _stream(self, function: str, payload: bytes) -> AsyncIterator[dict[str, Any]]:
+        """InvokeWithResponseStream, read in a thread: the Web Adapter's prelude (status and
+        headers as JSON, then eight NUL bytes), then the body's server-sent events as they come."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def read() -> None:
+            try:
+                answer = self._lambda().invoke_with_response_stream(
+                    FunctionName=function, Qualifier=self.ALIAS, Payload=payload
+                )
+                for event in answer["EventStream"]:
+                    if stop.is_set():
+                        break
+                    chunk = (event.get("PayloadChunk") or {}).get("Payload")
+                    if chunk:
+                        loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+        reader = asyncio.create_task(asyncio.to_thread(read))
+        buffer, prelude = b"", None
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is None:
+                    break
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                buffer += chunk
+                if prelude is None:
+                    if PRELUDE_END not in buffer:
+                        continue
+                    head, buffer = buffer.split(PRELUDE_END, 1)
+                    prelude = json.loads(head or b"{}")
+                    status = int(prelude.get("statusCode", 200))
+                    if status in (401, 403):
+                        raise Refused(status, buffer.decode(errors="replace")[:300])
+                while b"\n\n" in buffer:
+                    block, buffer = buffer.split(b"\n\n", 1)
+                    for reply in _messages(block.decode(), {"content-type": "text/event-stream"}):
+                        yield reply
+            if prelude is not None and buffer.strip():
+                headers = prelude.get("headers") or {}
+                for reply in _messages(buffer.decode(), headers):
+                    yield reply
+        finally:
+            stop.set()  # a cancelled call: the thread stops reading (the stream is dropped)
+            reader.cancel()
+
+
+PRELUDE_END = b"\x00" * 8
+"""What ends the Web Adapter's response-stream prelude (Lambda's HTTP integration format)."""
+
+
+def _messages(body: str, headers: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a body: one JSON document, or server-sent events."""
+    content_type = str({k.lower(): v for k, v in headers.items()}.get("content-type", ""))
+    if content_type.startswith("text/event-stream") or body.lstrip().startswith(
+        ("event:", "data:")
+    ):
+        return [
+            json.loads(line[5:])
+            for line in body.splitlines()
+            if line.startswith("data:") and line[5:].strip()
+        ]
+    return [json.loads(body)] if body.strip() else []
 
 
 class Refused(Exception):
@@ -180,39 +339,62 @@ def _progress_token(context: Any) -> Any:
 
 class Visibility:
     """Which services a credential may call, checked as each service checks it, cached
-    briefly by the credential's digest (a revocation shows within VISIBILITY_TTL_SECONDS)."""
+    briefly by the credential's digest (a revocation shows within VISIBILITY_TTL_SECONDS).
+
+    Each service's authenticator is built on first need, in parallel: with key records per
+    service in SSM (MCP_API_KEYS_SSM_PREFIX, `<prefix>/<service>`), each reads its own."""
 
     def __init__(self, services: list[str], settings: AuthSettings) -> None:
         self.services = services
         self.settings = settings
         self.open = settings.effective_mode == "none"
-        self._authenticators = (
-            {} if self.open else {s: build_authenticator(settings, s) for s in services}
-        )
+        self._authenticators: dict[str, Any] = {}
         self._cache: dict[str, tuple[float, frozenset[str], Denied | None]] = {}
+
+    def _settings_for(self, service: str) -> AuthSettings:
+        prefix = self.settings.api_keys_ssm_prefix
+        if self.settings.effective_mode != "api_key" or not prefix:
+            return self.settings
+        return self.settings.model_copy(update={"api_keys_ssm_parameter": f"{prefix}/{service}"})
+
+    async def _authenticator(self, service: str) -> Any:
+        import asyncio
+
+        if service not in self._authenticators:
+            built = await asyncio.to_thread(
+                build_authenticator, self._settings_for(service), service
+            )
+            self._authenticators.setdefault(service, built)
+        return self._authenticators[service]
 
     async def allowed(self, credential: str | None) -> tuple[frozenset[str], Denied | None]:
         """(services the credential may call, the refusal to answer when it may call none)."""
+        import asyncio
+
         if self.open:
             return frozenset(self.services), None
         digest = hashlib.sha256((credential or "").encode()).hexdigest()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1], None if cached[1] else cached[2]
-        allowed, refusal = set(), None
-        for service, authenticator in self._authenticators.items():
+
+        async def check(service: str) -> Denied | None:
             try:
-                await authenticator.authenticate(credential, service)
+                await (await self._authenticator(service)).authenticate(credential, service)
             except Denied as denied:
-                if refusal is None or denied.status < refusal.status:
-                    refusal = denied  # a 401 (no valid credential) over a 403
-                continue
-            allowed.add(service)
+                return denied
+            return None
+
+        outcomes = await asyncio.gather(*(check(service) for service in self.services))
+        allowed = frozenset(
+            s for s, outcome in zip(self.services, outcomes, strict=True) if not outcome
+        )
+        refusals = [outcome for outcome in outcomes if outcome is not None]
+        refusal = min(refusals, key=lambda denied: denied.status) if refusals else None  # 401 first
         if len(self._cache) >= VISIBILITY_CACHE:
             self._cache.clear()
-        entry = (time.monotonic() + VISIBILITY_TTL_SECONDS, frozenset(allowed), refusal)
-        self._cache[digest] = entry
-        return entry[1], None if allowed else refusal
+        self._cache[digest] = (time.monotonic() + VISIBILITY_TTL_SECONDS, allowed, refusal)
+        return allowed, None if allowed else refusal
 
 
 def build_frontdoor(catalog: Mapping[str, Any], upstream: Upstream, search: bool = False) -> Any:
@@ -299,3 +481,81 @@ def credential_of(headers: Mapping[str, str]) -> str | None:
     if authorization[:7].lower() == "bearer " and authorization[7:].strip():
         return authorization[7:].strip()
     return headers.get("x-api-key", "").strip() or None
+
+
+def load_catalog(path: Any) -> dict[str, Any]:
+    """The catalog `fleet build --frontdoor` wrote: {service: {"tools": [...], "streaming": b}}."""
+    from pathlib import Path
+
+    return json.loads(Path(path).read_text(encoding="utf-8"))["services"]
+
+
+def fleet_app(catalog: Mapping[str, Any], upstream: Upstream, settings: Any) -> Any:
+    """Both endpoints (`/mcp`, `/search/mcp`) and `/health`, behind the Host/Origin guard
+    every service has: what the front door's run.sh serves."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    from mcp_common.hardening import HostOriginGuardMiddleware
+
+    direct = frontdoor_app(catalog, upstream, settings.auth)
+    search = frontdoor_app(catalog, upstream, settings.auth, search=True)
+    tools = sum(len(entry.get("tools", [])) for entry in catalog.values())
+
+    async def health(_: Any) -> JSONResponse:
+        return JSONResponse({"status": "ok", "services": len(catalog), "tools": tools})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        async with direct.router.lifespan_context(direct), search.router.lifespan_context(search):
+            yield
+
+    app = Starlette(
+        routes=[Route("/health", health), Mount("/search", app=search), Mount("/", app=direct)],
+        lifespan=lifespan,
+    )
+    http = settings.http
+    return HostOriginGuardMiddleware(
+        app, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
+    )
+
+
+def main() -> None:
+    """`python -m mcp_common.frontdoor` (its run.sh): serve the fleet on $PORT. In Lambda
+    (MCP_FRONTDOOR_STACK) calls go to the services' functions; elsewhere to the services at
+    MCP_FRONTDOOR_UPSTREAM (their run.sh, or fleet dev)."""
+    import os
+
+    import uvicorn
+
+    from mcp_common.logs import configure_logging
+    from mcp_common.settings import AppSettings
+
+    settings = AppSettings()
+    configure_logging(settings.runtime.log_level)
+    catalog = load_catalog(os.environ.get("MCP_FRONTDOOR_CATALOG", "catalog.json"))
+    stack = os.environ.get("MCP_FRONTDOOR_STACK")
+    if stack:
+        streaming = {name for name, entry in catalog.items() if entry.get("streaming")}
+        upstream: Upstream = LambdaUpstream(stack, streaming)
+    else:
+        import httpx2 as httpx
+
+        base = os.environ.get("MCP_FRONTDOOR_UPSTREAM", "http://127.0.0.1:8080")
+        upstream = HttpUpstream(httpx.AsyncClient(timeout=None), base)
+    uvicorn.run(
+        fleet_app(catalog, upstream, settings),
+        host=settings.runtime.bind_host(),
+        port=settings.runtime.port,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        lifespan="on",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -85,6 +85,13 @@ class AuthSettings(BaseSettings):
         default=None, validation_alias="MCP_API_KEYS_SSM_PARAMETER"
     )
     api_keys_secret_id: str | None = Field(default=None, validation_alias="MCP_API_KEYS_SECRET_ID")
+    api_keys_ssm_prefix: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9_.\-/]*[^/]$",
+        validation_alias="MCP_API_KEYS_SSM_PREFIX",
+    )
+    """The front door's key records: `<prefix>/<service>` for each service (each service reads
+    only its own, MCP_API_KEYS_SSM_PARAMETER)."""
     api_keys_ttl_seconds: float = Field(
         default=300, gt=0, validation_alias="MCP_API_KEYS_TTL_SECONDS"
     )
@@ -121,7 +128,13 @@ class AuthSettings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("api_keys", "api_keys_ssm_parameter", "api_keys_secret_id", mode="before")
+    @field_validator(
+        "api_keys",
+        "api_keys_ssm_parameter",
+        "api_keys_secret_id",
+        "api_keys_ssm_prefix",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """An empty variable (`MCP_API_KEYS=`) is no source, so it cannot shadow a real one."""
@@ -166,13 +179,15 @@ class AuthSettings(BaseSettings):
                     ("MCP_API_KEYS", self.api_keys),
                     ("MCP_API_KEYS_SSM_PARAMETER", self.api_keys_ssm_parameter),
                     ("MCP_API_KEYS_SECRET_ID", self.api_keys_secret_id),
+                    ("MCP_API_KEYS_SSM_PREFIX", self.api_keys_ssm_prefix),
                 )
                 if value
             ]
             if len(sources) != 1:
                 raise ValueError(
                     "MCP_AUTH=api_key needs exactly one key source: MCP_API_KEYS, "
-                    "MCP_API_KEYS_SSM_PARAMETER or MCP_API_KEYS_SECRET_ID "
+                    "MCP_API_KEYS_SSM_PARAMETER, MCP_API_KEYS_SECRET_ID or (the front door's) "
+                    "MCP_API_KEYS_SSM_PREFIX "
                     f"(set: {', '.join(sources) or 'none'})"
                 )
         if mode == "jwt":
