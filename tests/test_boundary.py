@@ -87,10 +87,18 @@ WEATHER_TAGS = {"mcp-fleet": STACK, "mcp-service": "weather", "mcp-stack": "mcp-
 MEMORY_TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/mcp-Memory-1AB2C3-Own-4DE5F6-Table-77"
 
 
-def permitted(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """Allowed by every document (identity policy AND boundary), denied by none."""
+def permitted(
+    documents: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+) -> bool:
+    """Allowed by every document (identity policy AND boundary), denied by none; `context`:
+    the request's condition keys (aws:PrincipalTag/..., aws:ResourceTag/...)."""
     results = [
-        IAMPolicy(json.dumps(lower_actions(document))).is_action_permitted(action.lower(), resource)
+        IAMPolicy(json.dumps(lower_actions(document))).is_action_permitted(
+            action.lower(), resource, incoming_condition_values=context
+        )
         for document in documents
     ]
     return all(result == PermissionResult.PERMITTED for result in results)
@@ -154,7 +162,10 @@ def test_no_policy_a_team_attaches_reaches_past_the_boundary(boundary, action, r
         "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
     }
     assert permitted([everything], action, resource)  # the attached policy alone would allow it
-    assert not permitted([everything, with_tags(boundary, WEATHER_TAGS)], action, resource)
+    # The request's context carries weather's principal tags, as IAM's does (the front door's
+    # statements are conditioned on them).
+    context = {f"aws:PrincipalTag/{key}": value for key, value in WEATHER_TAGS.items()}
+    assert not permitted([everything, with_tags(boundary, WEATHER_TAGS)], action, resource, context)
 
 
 def test_what_a_service_needs_passes_the_boundary(boundary):
@@ -205,3 +216,51 @@ def test_the_api_invokes_exactly_this_stacks_functions(boundary):
     assert tags["mcp-fleet"] == {"Ref": "Fleet"}  # the root passes its own stack name
     root = load_template(ROOT / "template.yaml")
     assert root["Metadata"]["ServiceParameters"]["Fleet"] == {"Ref": "AWS::StackName"}
+
+
+FRONT_DOOR_TAGS = {"mcp-fleet": STACK, "mcp-service": "mcp", "mcp-stack": "mcp-FrontDoor-none"}
+SERVING = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mcp-math:serving"
+
+
+def test_only_the_front_door_may_invoke_and_only_serving_aliases(boundary):
+    """Issue 31: the front door runs inside the boundary every service has; it (the principal
+    "mcp", a name no service may take) may invoke this stack's serving aliases, and no service
+    may invoke anything. (moto evaluates the conditions given as the request's context.)"""
+    everything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+
+    def context(tags: dict[str, str], function_fleet: str = STACK) -> dict[str, str]:
+        return {
+            **{f"aws:PrincipalTag/{key}": value for key, value in tags.items()},
+            "aws:ResourceTag/mcp-fleet": function_fleet,
+        }
+
+    front_door = with_tags(boundary, FRONT_DOOR_TAGS)
+    weather = with_tags(boundary, WEATHER_TAGS)
+    for action in ("lambda:InvokeFunction", "lambda:InvokeWithResponseStream"):
+        assert permitted([everything, front_door], action, SERVING, context(FRONT_DOOR_TAGS))
+        assert not permitted([everything, weather], action, SERVING, context(WEATHER_TAGS))
+    # A function of stack "mcp-staging" matches the name pattern; its tag does not.
+    staging = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mcp-staging-math:serving"
+    assert not permitted(
+        [everything, front_door], "lambda:InvokeFunction", staging,
+        context(FRONT_DOOR_TAGS, "mcp-staging"),
+    )  # fmt: skip
+    for resource in (
+        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mcp-math",  # $LATEST, unqualified
+        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mcp-math:published",
+        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other-math:serving",  # another stack
+    ):
+        assert not permitted(
+            [everything, front_door], "lambda:InvokeFunction", resource, context(FRONT_DOOR_TAGS)
+        )
+    for action in ("lambda:UpdateFunctionCode", "lambda:AddPermission", "lambda:CreateFunction"):
+        assert not permitted([everything, front_door], action, SERVING, context(FRONT_DOOR_TAGS))
+    # Every service's key record (hashes), to list what a key may call; nothing else of theirs.
+    record = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/mcp-fleet/mcp/api-keys/memory"
+    assert permitted([everything, front_door], "ssm:GetParameter", record, context(FRONT_DOOR_TAGS))
+    assert not permitted([everything, weather], "ssm:GetParameter", record, context(WEATHER_TAGS))
+    assert not permitted([everything, front_door], "ssm:PutParameter", record)
+    assert not permitted([everything, front_door], "dynamodb:Query", MEMORY_TABLE)

@@ -107,13 +107,13 @@ def test_routes_reach_their_own_stack_only(cfn, service):
 
 
 def test_two_api_gateway_resources_per_service(cfn):
-    """`/<svc>` and `/<svc>/{proxy+}`: 148 services fit the default quota of 300 (with the
-    root and the region's `/health`)."""
+    """`/<svc>` and `/<svc>/{proxy+}`: 147 services fit the default quota of 300 (with the
+    root, the region's `/health` and the front door's `/mcp`, `/search`, `/search/mcp`)."""
     nodes = {"/"}
     for path in body(cfn)["paths"]:
         parts = [part for part in path.split("/") if part]
         nodes.update("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))
-    assert len(nodes) == 2 + 2 * len(SERVICES)
+    assert len(nodes) == 5 + 2 * len(SERVICES)
 
 
 def test_the_api_invokes_only_this_stacks_live_aliases(cfn):
@@ -399,12 +399,60 @@ def test_sam_cli_reads_the_templates_as_sam_build_does():
     stacks, remote = SamLocalStackProvider.get_stacks(str(ROOT / "template.yaml"))
     assert remote == []
     functions = {f.full_path: f for f in SamFunctionProvider(stacks).get_all()}
-    assert set(functions) == {f"{logical_id(s)}/Function" for s in SERVICES} | {"ReleaseFunction"}
+    fleet_own = {"ReleaseFunction", "FrontDoorFunction"}
+    assert set(functions) == {f"{logical_id(s)}/Function" for s in SERVICES} | fleet_own
     assert Path(functions["ReleaseFunction"].codeuri).resolve() == ROOT / "infra" / "release"
+    front_door = functions["FrontDoorFunction"]
+    assert Path(front_door.codeuri).resolve() == ROOT / "infra" / "frontdoor"
+    assert front_door.metadata["BuildMethod"] == "makefile"
     for service in SERVICES:
         function = functions[f"{logical_id(service)}/Function"]
         assert Path(function.codeuri).resolve() == ROOT / "services" / service
         assert function.metadata["BuildMethod"] == "makefile"
+
+
+def test_the_front_door_streams_at_two_paths_through_its_serving_alias(cfn):
+    """Issue 31: /mcp and /search/mcp reach the front door's serving alias (response
+    streaming: a service's progress passes through), with the API's invoke role."""
+    paths = body(cfn)["paths"]
+    for path in ("/mcp", "/search/mcp"):
+        integration = paths[path]["x-amazon-apigateway-any-method"][
+            "x-amazon-apigateway-integration"
+        ]
+        assert integration["responseTransferMode"] == "STREAM"
+        assert "${FrontDoorFunctionAliasserving}/response-streaming-invocations" in json.dumps(
+            integration["uri"]
+        )
+        assert integration["credentials"] == {"Fn::GetAtt": ["ApiInvokeRole", "Arn"]}
+    function = cfn["Resources"]["FrontDoorFunction"]["Properties"]
+    assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-mcp"}  # "mcp": reserved
+    variables = function["Environment"]["Variables"]
+    assert variables["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert variables["MCP_FRONTDOOR_STACK"] == {"Ref": "AWS::StackName"}
+    tags = {tag["Key"]: tag["Value"] for tag in function["Tags"]}
+    assert (tags["mcp-fleet"], tags["mcp-service"]) == ({"Ref": "AWS::StackName"}, "mcp")
+
+
+def test_the_front_door_may_invoke_exactly_this_stacks_serving_aliases(cfn):
+    role = cfn["Resources"]["FrontDoorRole"]["Properties"]
+    assert role["PermissionsBoundary"] == {"Ref": "ServiceBoundary"}
+    tags = {tag["Key"]: tag["Value"] for tag in role["Tags"]}
+    assert tags["mcp-service"] == "mcp"
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    invoke = statements["InvokeThisStacksServices"]
+    assert sorted(invoke["Action"]) == ["lambda:InvokeFunction", "lambda:InvokeWithResponseStream"]
+    assert invoke["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+        "${AWS::StackName}-*:serving"
+    }
+    assert invoke["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/mcp-fleet": {"Ref": "AWS::StackName"}}
+    }
+    assert set(statements) == {
+        "InvokeThisStacksServices",
+        "ReadEveryServicesKeyRecord",
+        "WriteOwnLogs",
+    }
 
 
 # --- sign-in, operations, defaults ----------------------------------------------------------

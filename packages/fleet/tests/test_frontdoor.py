@@ -20,7 +20,8 @@ from fleet.testing import app_settings, serve
 from fleet.workspace import find_root, service_dirs
 from mcp_common.apikeys import hash_key
 
-SERVICES = service_dirs(find_root())
+ROOT = find_root()
+SERVICES = service_dirs(ROOT)
 EVERYTHING = "mcpk_frontdoor_everything_0123456789"
 
 
@@ -141,8 +142,8 @@ async def test_search_mode_shows_a_few_tools_and_finds_each_by_its_words(fleet):
     base, app = fleet
     services = await declared(app)
     async with client(f"{base}/search/mcp", EVERYTHING) as door:
-        listed = [tool.name for tool in await door.list_tools()]
-        assert len(listed) <= 5
+        listed = {tool.name for tool in await door.list_tools()}
+        assert listed == {"search_tools", "call_tool"}  # a few tools, whatever the fleet's size
         for service, tools in services.items():
             for name, tool in tools.items():
                 query = f"{name.replace('_', ' ')} {tool.description or ''}"[:200]
@@ -237,3 +238,61 @@ async def test_in_lambda_each_call_invokes_its_services_serving_alias(fleet):
             kind = "stream" if service in streaming else "invoke"
             assert stand_in.invoked[-1] == (f"fleet-{service}", "serving", kind)
     assert stand_in.invoked
+
+
+async def test_its_own_run_sh_serves_the_built_catalog_against_the_services(fleet, tmp_path):
+    """Issue 31: the front door's artifact (fleet build --frontdoor: run.sh and the catalog
+    built from discovery) started as Lambda starts it, its calls going to the services (here
+    the fleet on loopback, standing in for their functions)."""
+    from fleet.build import build_frontdoor
+    from fleet.testing import dev_env, start_service
+
+    base, app = fleet
+    import asyncio
+
+    out = await asyncio.to_thread(build_frontdoor, ROOT, tmp_path / "frontdoor", lambda _: None)
+    catalog = json.loads((out / "catalog.json").read_text())["services"]
+    assert set(catalog) == set(app.apps)
+    env = dev_env(
+        MCP_AUTH="api_key", MCP_API_KEYS=RECORDS, MCP_FRONTDOOR_UPSTREAM=base, MCP_PRIME="false"
+    )
+    with start_service(out / "run.sh", "/health", env) as door:
+        health = json.loads(await _get(f"{door.base}/health"))
+        assert health["tools"] == sum(len(entry["tools"]) for entry in catalog.values())
+        services = await declared(app)
+        for path in ("/mcp", "/search/mcp"):
+            async with client(f"{door.base}{path}", EVERYTHING) as mcp:
+                assert await mcp.list_tools(), (path, door.output()[-2000:])
+        async with client(f"{door.base}/mcp", EVERYTHING) as mcp:
+            for service, tools in services.items():
+                choice = _smoke_call(list(tools.values()))
+                if choice is not None:
+                    tool, arguments = choice
+                    result = await mcp.call_tool(
+                        f"{service}_{tool}", arguments, raise_on_error=False
+                    )
+                    assert result.content, service
+
+
+async def _get(url: str) -> str:
+    import httpx2 as httpx
+
+    async with httpx.AsyncClient() as http:
+        return (await http.get(url)).text
+
+
+async def test_search_finds_and_calls_only_what_the_key_may_call(fleet):
+    """A key for one service searches that service's tools only, and the call tool refuses
+    another service's tool as the direct endpoint does."""
+    base, app = fleet
+    services = await declared(app)
+    for service in services:
+        others = [(o, n) for o, names in services.items() if o != service for n in names]
+        async with client(f"{base}/search/mcp", key_for(service)) as door:
+            for other, name in others[:3]:
+                found = await door.call_tool("search_tools", {"query": name.replace("_", " ")})
+                assert f"{other}_{name}" not in json.dumps(found.structured_content)
+                refused = await door.call_tool(
+                    "call_tool", {"name": f"{other}_{name}", "arguments": {}}, raise_on_error=False
+                )
+                assert refused.is_error

@@ -88,8 +88,9 @@ def logical_id(service: str) -> str:
     return "".join(part.capitalize() for part in service.split("_"))
 
 
-FLEET_PATHS = frozenset({"/health"})
-"""The API's own routes, no service's: the region's health for Route 53 (a mock)."""
+FLEET_PATHS = frozenset({"/health", "/mcp", "/search/mcp"})
+"""The API's own routes, no service's: the region's health for Route 53 (a mock), and the
+front door (mcp_common.frontdoor) at /mcp and /search/mcp."""
 
 
 def throttle_path(service: str) -> str:

@@ -402,20 +402,25 @@ def build_frontdoor(catalog: Mapping[str, Any], upstream: Upstream, search: bool
     from fastmcp import FastMCP
     from fastmcp.server.middleware import Middleware
 
+    services = frozenset(catalog)
+
     class OnlyAllowed(Middleware):
-        """Lists and calls the tools of the caller's services only."""
+        """Lists and calls the tools of the caller's services only (search included: its
+        catalog is this list); the search and call tools themselves belong to no service."""
 
         async def on_list_tools(self, context: Any, call_next: Callable[..., Awaitable[Any]]):
             tools = await call_next(context)
             allowed = _allowed.get()
-            return [tool for tool in tools if allowed is None or tool.tags & allowed]
+            if allowed is None:
+                return tools
+            return [tool for tool in tools if not tool.tags & services or tool.tags & allowed]
 
         async def on_call_tool(self, context: Any, call_next: Callable[..., Awaitable[Any]]):
             from fastmcp.exceptions import NotFoundError
 
             allowed = _allowed.get()
             service = context.message.name.split(SEPARATOR, 1)[0]
-            if allowed is not None and service not in allowed and not search:
+            if allowed is not None and service in services and service not in allowed:
                 raise NotFoundError(f"Unknown tool: {context.message.name!r}")
             return await call_next(context)
 
