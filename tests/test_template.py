@@ -107,13 +107,14 @@ def test_routes_reach_their_own_stack_only(cfn, service):
 
 
 def test_two_api_gateway_resources_per_service(cfn):
-    """`/<svc>` and `/<svc>/{proxy+}`: 147 services fit the default quota of 300 (with the
-    root, the region's `/health` and the front door's `/mcp`, `/search`, `/search/mcp`)."""
+    """`/<svc>` and `/<svc>/{proxy+}`: 145 services fit the default quota of 300 (with the
+    root, the region's `/health`, the front door's `/mcp`, `/search`, `/search/mcp` and its
+    metadata's five)."""
     nodes = {"/"}
     for path in body(cfn)["paths"]:
         parts = [part for part in path.split("/") if part]
         nodes.update("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))
-    assert len(nodes) == 5 + 2 * len(SERVICES)
+    assert len(nodes) == 10 + 2 * len(SERVICES)
 
 
 def test_the_api_invokes_only_this_stacks_live_aliases(cfn):

@@ -296,3 +296,21 @@ async def test_search_finds_and_calls_only_what_the_key_may_call(fleet):
                     "call_tool", {"name": f"{other}_{name}", "arguments": {}}, raise_on_error=False
                 )
                 assert refused.is_error
+
+
+async def test_one_protected_resource_and_a_challenge_that_leads_to_it(fleet):
+    """Issue 31: the front door is one protected resource; a 401 points a client to its
+    RFC 9728 metadata, as each service's does."""
+    import httpx2 as httpx
+
+    base, _ = fleet
+    async with httpx.AsyncClient() as http:
+        for path in ("/mcp", "/search/mcp"):
+            refused = await http.post(
+                f"{base}{path}", json={}, headers={"accept": "application/json"}
+            )
+            challenge = refused.headers["www-authenticate"]
+            url = f"{base}/.well-known/oauth-protected-resource{path}"
+            assert f'resource_metadata="{url}"' in challenge, challenge
+            metadata = (await http.get(url)).json()
+            assert metadata["resource"] == f"{base}{path}"

@@ -31,6 +31,12 @@ def stack() -> Iterator[str]:
 
 def test_prints_urls_and_client_configuration(stack, capsys):
     assert main(["urls", "--stack", stack]) == 0
+    whole = capsys.readouterr().out
+    capsys.readouterr()
+    # The whole fleet at one URL (the front door) comes first, next to each service's own.
+    assert whole.splitlines()[0] == f"fleet        {API}/mcp"
+    assert f"claude mcp add --transport http fleet {API}/mcp" in whole
+    assert main(["urls", "--stack", stack]) == 0
     out = capsys.readouterr().out
     assert f"math         {API}/math/mcp" in out
     assert f"weather      {API}/weather/mcp" in out

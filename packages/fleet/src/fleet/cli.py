@@ -175,11 +175,17 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_urls(args: argparse.Namespace) -> int:
-    from fleet.urls import client_configuration, identity_outputs, service_urls, stack_outputs
+    from fleet.urls import (
+        client_configuration,
+        identity_outputs,
+        service_urls,
+        stack_outputs,
+        with_front_door,
+    )
 
     aws.apply_samconfig(args)
     outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
-    urls = service_urls(args.stack, outputs)
+    urls = with_front_door(service_urls(args.stack, outputs), outputs)
     try:
         outputs, _ = identity_outputs(args, outputs)  # a secondary region: the primary's pool
     except FleetError as exc:  # the URLs still print; the sign-in lines need the primary

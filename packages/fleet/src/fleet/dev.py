@@ -106,6 +106,9 @@ def as_deployed(folder: ServiceDir, settings: AppSettings) -> AppSettings:
 
 
 FRONT_DOORS = {"/mcp": "", "/search/mcp": "/search"}
+FRONT_DOOR_METADATA = frozenset(
+    f"/{WELL_KNOWN}/oauth-protected-resource{path}" for path in FRONT_DOORS
+)
 """The front door's paths (mcp_common.frontdoor), and the prefix each is served under."""
 
 
@@ -173,6 +176,9 @@ class FleetApp:
             inner = {**scope, "path": "/mcp", "root_path": scope.get("root_path", "") + prefix}
             await app(inner, receive, send)
             return
+        if scope["path"] in FRONT_DOOR_METADATA:  # its RFC 9728 metadata, one resource
+            await (await self._front_door(""))(scope, receive, send)
+            return
         served = self.served.get(self._service_for(scope["path"]) or "")
         if served is not None and isinstance(served.app, Starlette):
             await served.app(scope, receive, send)
@@ -201,13 +207,15 @@ class FleetApp:
     async def _catalog_reader(self, scope: Scope, receive: Receive, send: Send) -> set[str] | None:
         """The services whose part of `GET /` the caller may read, authenticated as every
         service authenticates (none: the refusal was sent, None returned)."""
-        from mcp_common.frontdoor import Visibility, credential_of
+        from mcp_common.auth import request_credential
+        from mcp_common.frontdoor import Visibility
 
         names = sorted(self.served)
         if self._visibility is None or self._visibility.services != names:
             self._visibility = Visibility(names, self.settings.auth)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        allowed, refusal = await self._visibility.allowed(credential_of(headers))
+        allowed, refusal = await self._visibility.allowed(
+            request_credential(dict(scope["headers"]))
+        )
         if refusal is not None:
             body = {"error": refusal.error, "error_description": str(refusal)}
             await JSONResponse(body, status_code=refusal.status)(scope, receive, send)

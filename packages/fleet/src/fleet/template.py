@@ -88,7 +88,15 @@ def logical_id(service: str) -> str:
     return "".join(part.capitalize() for part in service.split("_"))
 
 
-FLEET_PATHS = frozenset({"/health", "/mcp", "/search/mcp"})
+FLEET_PATHS = frozenset(
+    {
+        "/health",
+        "/mcp",
+        "/search/mcp",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource/search/mcp",
+    }
+)
 """The API's own routes, no service's: the region's health for Route 53 (a mock), and the
 front door (mcp_common.frontdoor) at /mcp and /search/mcp."""
 

@@ -60,6 +60,17 @@ def service_urls(stack: str, outputs: dict[str, str]) -> dict[str, str]:
     return {name: f"{base}/{name}/mcp" for name in sorted(names)}
 
 
+FRONT_DOOR_ENTRY = "fleet"
+"""The whole fleet's entry in client configuration (a reserved service name)."""
+
+
+def with_front_door(urls: dict[str, str], outputs: dict[str, str]) -> dict[str, str]:
+    """The whole fleet at one URL (`<ApiBaseUrl>/mcp`, the front door) first, then each
+    service's own."""
+    base = outputs.get(BASE_OUTPUT, "").rstrip("/")
+    return {FRONT_DOOR_ENTRY: f"{base}/mcp", **urls} if base else urls
+
+
 CLAUDE_CODE_CALLBACK_PORT = 8765
 """The port in template.yaml's default CognitoCallbackUrls for Claude Code."""
 
@@ -106,7 +117,9 @@ def _cognito_configuration(urls: dict[str, str], outputs: dict[str, str]) -> str
     for service, url in urls.items():
         oauth = f"--client-id {client_id} --callback-port {CLAUDE_CODE_CALLBACK_PORT}"
         lines += [
-            f"# {service}: group {service}",
+            "# the whole fleet: every service your groups name"
+            if service == FRONT_DOOR_ENTRY
+            else f"# {service}: group {service}",
             f"claude mcp add --transport http {oauth} {service} {url}",
         ]
     mcp_json = {

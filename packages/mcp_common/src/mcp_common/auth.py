@@ -224,7 +224,8 @@ def build_authenticator(settings: AuthSettings, service: str) -> Authenticator:
     return JwtAuthenticator(verifier, settings)
 
 
-def _credential(headers: dict[bytes, bytes]) -> str | None:
+def request_credential(headers: dict[bytes, bytes]) -> str | None:
+    """The bearer token, else the API key, a request carries (the front door reads it too)."""
     authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
     if authorization[:7].lower() == "bearer " and authorization[7:].strip():
         return authorization[7:].strip()
@@ -304,7 +305,9 @@ class AuthMiddleware:
             await JSONResponse(self._metadata(scope, headers))(scope, receive, send)
             return
         try:
-            principal = await self.authenticator.authenticate(_credential(headers), self.service)
+            principal = await self.authenticator.authenticate(
+                request_credential(headers), self.service
+            )
         except Denied as denied:
             await self._deny(scope, receive, send, headers, denied)
             return

@@ -32,8 +32,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-from mcp_common.auth import Denied, build_authenticator
-from mcp_common.settings import AuthSettings
+from mcp_common.auth import (
+    PROTECTED_RESOURCE_PREFIX,
+    Denied,
+    build_authenticator,
+    public_base_url,
+    request_credential,
+)
+from mcp_common.settings import AuthSettings, running_in_lambda
 
 FORWARDED_HEADERS = ("authorization", "x-api-key", "mcp-protocol-version", "x-amzn-trace-id")
 """What a forwarded call carries from the caller: its credential, protocol and trace."""
@@ -41,6 +47,8 @@ DEFAULT_PROTOCOL = "2025-06-18"
 VISIBILITY_TTL_SECONDS = 30.0
 VISIBILITY_CACHE = 1024
 SEPARATOR = "_"
+FRONT_DOOR = "mcp"
+"""The front door's name where a service's would go (a reserved service name)."""
 
 _allowed: ContextVar[frozenset[str] | None] = ContextVar("frontdoor_allowed", default=None)
 _headers: ContextVar[dict[str, str]] = ContextVar("frontdoor_headers", default={})  # noqa: B039
@@ -442,6 +450,21 @@ class _Edge:
     def __init__(self, app: Any, visibility: Visibility) -> None:
         self.app = app
         self.visibility = visibility
+        self.settings = visibility.settings
+
+    def _metadata(self, base: str, scope: dict[str, Any]) -> dict[str, Any]:
+        """The front door as one protected resource: a token from the hosted sign-in that
+        carries what it asks for reaches every service the caller's groups name."""
+        path = scope["path"][len(PROTECTED_RESOURCE_PREFIX) :] or "/mcp"  # /mcp, /search/mcp
+        metadata: dict[str, Any] = {
+            "resource": f"{base}{path}",
+            "bearer_methods_supported": ["header"],
+            "resource_name": "the MCP fleet",
+        }
+        if self.settings.effective_mode == "jwt":
+            metadata["authorization_servers"] = [self.settings.jwt_issuer]
+            metadata["scopes_supported"] = self.settings.scopes_for(FRONT_DOOR)
+        return metadata
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         from starlette.responses import JSONResponse
@@ -449,11 +472,21 @@ class _Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        allowed, refusal = await self.visibility.allowed(credential_of(headers))
+        raw = dict(scope["headers"])
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw.items()}
+        base = public_base_url(scope, raw, self.settings.public_base_url, running_in_lambda())
+        if scope["path"].startswith(PROTECTED_RESOURCE_PREFIX):  # RFC 9728, one resource
+            await JSONResponse(self._metadata(base, scope))(scope, receive, send)
+            return
+        allowed, refusal = await self.visibility.allowed(request_credential(raw))
         if refusal is not None:
             body = {"error": refusal.error, "error_description": str(refusal)}
             challenge = f'Bearer error="{refusal.error}"'
+            if self.settings.effective_mode == "jwt":
+                scopes = " ".join(self.settings.scopes_for(FRONT_DOOR))
+                challenge += f', scope="{scopes}"' if scopes else ""
+            metadata = f"{base}{PROTECTED_RESOURCE_PREFIX}{scope.get('root_path', '')}/mcp"
+            challenge += f', resource_metadata="{metadata}"'
             response = JSONResponse(
                 body, status_code=refusal.status, headers={"www-authenticate": challenge}
             )
@@ -478,14 +511,6 @@ def frontdoor_app(
     server = build_frontdoor(catalog, upstream, search=search)
     edge = StarletteMiddleware(_Edge, visibility=Visibility(sorted(catalog), settings))
     return server.http_app(path="/mcp", stateless_http=True, middleware=[edge])
-
-
-def credential_of(headers: Mapping[str, str]) -> str | None:
-    """The bearer token or API key a request carries (lower-cased header names)."""
-    authorization = headers.get("authorization", "").strip()
-    if authorization[:7].lower() == "bearer " and authorization[7:].strip():
-        return authorization[7:].strip()
-    return headers.get("x-api-key", "").strip() or None
 
 
 def load_catalog(path: Any) -> dict[str, Any]:
