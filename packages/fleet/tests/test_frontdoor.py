@@ -289,7 +289,7 @@ async def test_search_finds_and_calls_only_what_the_key_may_call(fleet):
     for service in services:
         others = [(o, n) for o, names in services.items() if o != service for n in names]
         async with client(f"{base}/search/mcp", key_for(service)) as door:
-            for other, name in others[:3]:
+            for other, name in others[:1]:
                 found = await door.call_tool("search_tools", {"query": name.replace("_", " ")})
                 assert f"{other}_{name}" not in json.dumps(found.structured_content)
                 refused = await door.call_tool(
