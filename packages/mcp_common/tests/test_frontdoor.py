@@ -8,6 +8,7 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -86,3 +87,40 @@ async def test_without_a_progress_token_the_call_still_answers(door):
     async with client(door) as mcp:
         result = await mcp.call_tool("streamer_count", {"steps": 2})
     assert result.data == "counted 2"
+
+
+def test_a_service_whose_name_holds_the_separator_is_refused_its_neighbours_tools():
+    """Regression (four teams in CI): service `deps_team`'s tools were taken for a service
+    `deps`, so a key for another service reached them through the front door (the service
+    itself refused it: no call ran, but the front door must say "unknown tool")."""
+    import asyncio
+
+    from fastmcp import Client as InProcess
+
+    from mcp_common.frontdoor import _allowed, build_frontdoor
+
+    tool = {"name": "t", "inputSchema": {"type": "object"}}
+    server = build_frontdoor({"deps_team": {"tools": [tool]}, "math": {"tools": [tool]}}, None)
+
+    async def call() -> Any:
+        token = _allowed.set(frozenset({"math"}))
+        try:
+            async with InProcess(server) as mcp:
+                listed = {t.name for t in await mcp.list_tools()}
+                refused = await mcp.call_tool("deps_team_t", {}, raise_on_error=False)
+                return listed, refused
+        finally:
+            _allowed.reset(token)
+
+    listed, refused = asyncio.run(call())
+    assert listed == {"math_t"}
+    assert refused.is_error
+    assert "Unknown tool" in refused.content[0].text
+
+
+def test_two_tools_with_one_front_door_name_are_refused_at_build():
+    from mcp_common.frontdoor import build_frontdoor
+
+    catalog = {"a": {"tools": [{"name": "b_c"}]}, "a_b": {"tools": [{"name": "c"}]}}
+    with pytest.raises(ValueError, match="both have a tool the front door would name 'a_b_c'"):
+        build_frontdoor(catalog, None)

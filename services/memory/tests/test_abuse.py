@@ -177,6 +177,7 @@ def test_a_full_graph_is_refused_more_and_answers_within_its_bound(tmp_path):
                 for i in range(20)
             ]
             _, answer, _ = rpc(running.base, "mallory", "create_entities", {"entities": entities})
+            assert "result" in answer, answer  # a protocol error here says why in the report
             if answer["result"].get("isError"):
                 refused = text_of(answer)
                 break

@@ -411,6 +411,17 @@ def build_frontdoor(catalog: Mapping[str, Any], upstream: Upstream, search: bool
     from fastmcp.server.middleware import Middleware
 
     services = frozenset(catalog)
+    owner: dict[str, str] = {}
+    """{front-door tool name: its service}: a service's name may hold the separator itself."""
+    for service, entry in sorted(catalog.items()):
+        for definition in entry.get("tools", []):
+            name = tool_name(service, definition["name"])
+            if name in owner:
+                raise ValueError(
+                    f"{owner[name]!r} and {service!r} both have a tool the front door would "
+                    f"name {name!r}: rename one of the tools"
+                )
+            owner[name] = service
 
     class OnlyAllowed(Middleware):
         """Lists and calls the tools of the caller's services only (search included: its
@@ -427,8 +438,8 @@ def build_frontdoor(catalog: Mapping[str, Any], upstream: Upstream, search: bool
             from fastmcp.exceptions import NotFoundError
 
             allowed = _allowed.get()
-            service = context.message.name.split(SEPARATOR, 1)[0]
-            if allowed is not None and service in services and service not in allowed:
+            service = owner.get(context.message.name)
+            if allowed is not None and service is not None and service not in allowed:
                 raise NotFoundError(f"Unknown tool: {context.message.name!r}")
             return await call_next(context)
 
