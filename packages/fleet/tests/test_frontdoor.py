@@ -81,9 +81,12 @@ async def test_every_tool_of_every_service_as_its_service_declares_it(fleet):
         assert listed[name].annotations == tool.annotations, name
 
 
-async def test_a_call_reaches_its_service_and_answers_as_a_direct_call(fleet):
-    base, app = fleet
-    called = 0
+async def answers_as_a_direct_call(base: str, door: str, app: Any) -> list[str]:
+    """Call, for each service with a read-only example (fleet smoke's choice), that tool
+    directly and through the front door at `door`: the same answer, a tool error included (a
+    service whose provider is unreachable here answers a tool error both ways). The services
+    called."""
+    called = []
     for service, tools in (await declared(app)).items():
         choice = _smoke_call(list(tools.values()))
         if choice is None:
@@ -91,13 +94,17 @@ async def test_a_call_reaches_its_service_and_answers_as_a_direct_call(fleet):
         tool, arguments = choice
         async with client(f"{base}/{service}/mcp", EVERYTHING) as direct:
             expected = await direct.call_tool(tool, arguments, raise_on_error=False)
-        async with client(f"{base}/mcp", EVERYTHING) as door:
-            through = await door.call_tool(f"{service}_{tool}", arguments, raise_on_error=False)
-        # The same answer, a tool error included (a service whose provider is unreachable
-        # here answers a tool error both ways).
+        async with client(f"{door}/mcp", EVERYTHING) as mcp:
+            through = await mcp.call_tool(f"{service}_{tool}", arguments, raise_on_error=False)
         assert through.is_error == expected.is_error, (service, through.content)
         assert through.structured_content == expected.structured_content, service
-        called += 1
+        called.append(service)
+    return called
+
+
+async def test_a_call_reaches_its_service_and_answers_as_a_direct_call(fleet):
+    base, app = fleet
+    called = len(await answers_as_a_direct_call(base, base, app))
     assert called, "no service has a read-only tool with an example to call"
 
 
@@ -218,26 +225,16 @@ async def test_in_lambda_each_call_invokes_its_services_serving_alias(fleet):
     base, app = fleet
     servers = [(s.state.service, s.state.mcp_server) for s in app.apps.values()]
     catalog = await frontdoor_catalog(servers)
-    services = await declared(app)
     stand_in = AdapterStandIn(base)
     streaming = set(list(catalog)[::2])  # some each way: both formats are read
     upstream = LambdaUpstream("fleet", streaming, client=stand_in)
     door_app = frontdoor_app(catalog, upstream, app.settings.auth)
     with serve(door_app) as door:
-        for service, tools in services.items():
-            choice = _smoke_call(list(tools.values()))
-            if choice is None:
-                continue
-            tool, arguments = choice
-            async with client(f"{base}/{service}/mcp", EVERYTHING) as direct:
-                expected = await direct.call_tool(tool, arguments, raise_on_error=False)
-            async with client(f"{door}/mcp", EVERYTHING) as mcp:
-                through = await mcp.call_tool(f"{service}_{tool}", arguments, raise_on_error=False)
-            assert through.is_error == expected.is_error, (service, through.content)
-            assert through.structured_content == expected.structured_content, service
-            kind = "stream" if service in streaming else "invoke"
-            assert stand_in.invoked[-1] == (f"fleet-{service}", "serving", kind)
-    assert stand_in.invoked
+        called = await answers_as_a_direct_call(base, door, app)
+    assert called
+    assert [invoked[0] for invoked in stand_in.invoked] == [f"fleet-{s}" for s in called]
+    for (_, qualifier, kind), service in zip(stand_in.invoked, called, strict=True):
+        assert (qualifier, kind) == ("serving", "stream" if service in streaming else "invoke")
 
 
 async def test_its_own_run_sh_serves_the_built_catalog_against_the_services(fleet, tmp_path):

@@ -95,3 +95,11 @@ def test_a_secondary_region_takes_the_token_from_the_primarys_pool(stack, capsys
     assert main(["token", "--stack", "mcp-fleet", "--region", "us-east-1"]) == 0
     assert capsys.readouterr().out.strip() == TOKEN
     assert stack.forms[-1]["scope"] == "mcp-fleet/all"
+
+
+def test_service_is_still_accepted_and_says_it_no_longer_narrows(stack, capsys):
+    assert main(["token", "--stack", "mcp-fleet", "--service", "math"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == TOKEN
+    assert "no longer narrows the token" in captured.err
+    assert stack.forms[-1]["scope"] == "mcp-fleet/all"

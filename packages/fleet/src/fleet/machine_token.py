@@ -57,6 +57,12 @@ def machine_token(outputs: dict[str, str], cognito: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.service:
+        print(
+            f"note: --service {args.service} no longer narrows the token: the machine client's "
+            "scope is mcp-fleet/all (every service)",
+            file=sys.stderr,
+        )
     aws.apply_samconfig(args)
     outputs = stack_outputs(args.stack, aws.client(args, "cloudformation"))
     outputs, there = identity_outputs(args, outputs)  # a secondary region: the primary's pool
@@ -70,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(commands: Any) -> None:
     token = commands.add_parser(
         "token", help="print an access token for the stack's machine client (Cognito)"
+    )
+    token.add_argument(
+        "--service",
+        help="accepted for scripts written before 2026-12-06: the machine client's token now "
+        "reaches every service (mcp-fleet/all), whatever this says",
     )
     aws.add_arguments(token, stack=True)
     token.set_defaults(handler=run)
