@@ -192,6 +192,8 @@ class AdapterStandIn:
         event = json.loads(Payload)
         self.invoked.append((FunctionName, Qualifier, kind))
         assert event["httpMethod"] == "POST"
+        # The caller's Host goes with it: the service accepts it as it accepts a direct call's.
+        assert event["headers"]["host"].startswith("127.0.0.1:")
         assert FunctionName.endswith(f"-{event['path'].split('/')[1]}")  # its own function
         return httpx.post(
             f"{self.base}{event['path']}", content=event["body"], headers=event["headers"]

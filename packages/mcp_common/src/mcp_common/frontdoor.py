@@ -5,21 +5,19 @@ annotations and description its service declares; `/search/mcp` serves the same 
 fastmcp's BM25 search transform (a search tool and a call tool, whatever the fleet's size).
 
 - **A catalog, not a fetch.** The tool list comes from a catalog built from the services' own
-  discovery (`fleet dev` builds it in-process; `fleet catalog` writes it for a build), so
-  listing never calls a service.
-- **Calls go to the service.** A call is forwarded to `<service>/mcp` as one stateless
-  `tools/call`, with the caller's own credential, protocol version and trace header: the
-  service authenticates it as it would a direct call, so the front door grants nothing a
-  direct call would not. A streaming service's progress is relayed; cancelling the call
-  closes the upstream request.
+  discovery (`fleet dev` builds it in-process; `fleet build --frontdoor` writes it at `sam
+  build`), so listing never calls a service.
+- **Calls go to the service.** A call is forwarded as one stateless `tools/call`, with the
+  caller's own credential, protocol version and trace header: the service authenticates it
+  as it would a direct call, so the front door grants nothing a direct call would not.
+  Deployed, it invokes the service's `serving` alias directly (LambdaUpstream); locally it
+  posts to `<service>/mcp` (HttpUpstream). A streaming service's progress is relayed;
+  cancelling the call drops the upstream stream.
 - **Each caller sees what it may call.** The caller's credential is checked against every
   service with the same authenticators the services use (mcp_common.auth): a key for `math`
   lists math's tools only, a token the services its scopes and groups name; calling a tool of
   another service is "unknown tool". A credential no service accepts gets the 401 a service
   would give.
-
-Not here yet (issue 31): the deployed front door (a Lambda invoking each service's `serving`
-alias directly), its template resources, and its benchmark.
 """
 
 from __future__ import annotations
@@ -41,8 +39,15 @@ from mcp_common.auth import (
 )
 from mcp_common.settings import AuthSettings, running_in_lambda
 
-FORWARDED_HEADERS = ("authorization", "x-api-key", "mcp-protocol-version", "x-amzn-trace-id")
-"""What a forwarded call carries from the caller: its credential, protocol and trace."""
+FORWARDED_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "mcp-protocol-version",
+    "x-amzn-trace-id",
+    "host",
+)
+"""What a forwarded call carries from the caller: its credential, protocol, trace and Host
+(which a Lambda invoke passes on, and an HTTP upstream replaces with its own)."""
 DEFAULT_PROTOCOL = "2025-06-18"
 VISIBILITY_TTL_SECONDS = 30.0
 VISIBILITY_CACHE = 1024
@@ -52,6 +57,18 @@ FRONT_DOOR = "mcp"
 
 _allowed: ContextVar[frozenset[str] | None] = ContextVar("frontdoor_allowed", default=None)
 _headers: ContextVar[dict[str, str]] = ContextVar("frontdoor_headers", default={})  # noqa: B039
+
+
+def _request_headers(message: dict[str, Any], headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a forwarded tools/call: the caller's (FORWARDED_HEADERS), and what the
+    message itself says (the 2026-07-28 revision routes on mcp-method and mcp-name)."""
+    return {
+        **headers,
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-method": message["method"],
+        "mcp-name": message["params"]["name"],
+    }
 
 
 class Upstream(Protocol):
@@ -72,12 +89,9 @@ class HttpUpstream:
     async def call(
         self, service: str, message: dict[str, Any], headers: Mapping[str, str]
     ) -> AsyncIterator[dict[str, Any]]:
+        # The upstream's own Host (the URL's), not the caller's.
         request_headers = {
-            **headers,
-            "content-type": "application/json",
-            "accept": "application/json, text/event-stream",
-            "mcp-method": message["method"],  # the 2026-07-28 revision routes on these
-            "mcp-name": message["params"]["name"],
+            k: v for k, v in _request_headers(message, headers).items() if k != "host"
         }
         url = f"{self.base_url}/{service}/mcp"
         async with self.client.stream(
@@ -123,13 +137,9 @@ class LambdaUpstream:
         """The REST API proxy event API Gateway would send for POST /<service>/mcp."""
         import uuid
 
-        all_headers = {
-            **headers,
-            "content-type": "application/json",
-            "accept": "application/json, text/event-stream",
-            "mcp-method": message["method"],
-            "mcp-name": message["params"]["name"],
-        }
+        # The caller's Host: the API's (or the fleet's domain), which the service accepts as
+        # it accepts a direct call's (MCP_ALLOWED_HOSTS).
+        all_headers = _request_headers(message, headers)
         path = f"/{service}/mcp"
         return {
             "resource": f"/{service}/{{proxy+}}",
