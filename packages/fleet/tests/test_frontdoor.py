@@ -212,7 +212,15 @@ class AdapterStandIn:
         prelude = json.dumps(
             {"statusCode": response.status_code, "headers": dict(response.headers)}
         )
-        data = prelude.encode() + b"\x00" * 8 + response.content
+        body = response.content
+        json_answer = response.headers.get("content-type", "").startswith("application/json")
+        if response.status_code == 200 and json_answer:
+            # As a streaming service answers: server-sent events, lines ended with CRLF.
+            prelude = json.dumps(
+                {"statusCode": 200, "headers": {"content-type": "text/event-stream"}}
+            )
+            body = b"event: message\r\ndata: " + body + b"\r\n\r\n"
+        data = prelude.encode() + b"\x00" * 8 + body
         chunks = [data[i : i + 7] for i in range(0, len(data), 7)]  # split anywhere
         return {"EventStream": [{"PayloadChunk": {"Payload": chunk}} for chunk in chunks]}
 

@@ -224,7 +224,7 @@ class LambdaUpstream:
                     break
                 if isinstance(chunk, BaseException):
                     raise chunk
-                buffer += chunk
+                buffer = (buffer + chunk).replace(b"\r\n", b"\n")  # SSE may end lines with CRLF
                 if prelude is None:
                     if PRELUDE_END not in buffer:
                         continue
