@@ -73,21 +73,28 @@ def samconfig(root: Any, environment: str = "default") -> dict[str, str]:
     return found
 
 
+def parameter_override(env: dict[str, str], name: str) -> str | None:
+    """`name`'s value in a samconfig environment's parameter_overrides, if it sets one."""
+    import shlex
+
+    for pair in shlex.split(str(env.get("parameter_overrides", ""))):
+        key, _, value = pair.partition("=")
+        if key == name:
+            return value
+    return None
+
+
 def fleet_regions(root: Any, environment: str = "default") -> list[str]:
     """The fleet's regions as samconfig.toml's `environment` deploys it: PrimaryRegion, then
     ReplicaRegions, from its parameter_overrides; else its one region (none: empty)."""
-    import shlex
     import tomllib
     from pathlib import Path
 
     path = Path(root) / SAMCONFIG
     tables = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     deploy = tables.get(environment, {}).get("deploy", {}).get("parameters", {})
-    overrides = dict(
-        pair.partition("=")[::2] for pair in shlex.split(str(deploy.get("parameter_overrides", "")))
-    )
-    regions = [overrides.get("PrimaryRegion", "")]
-    regions += overrides.get("ReplicaRegions", "").split(",")
+    regions = [parameter_override(deploy, "PrimaryRegion") or ""]
+    regions += (parameter_override(deploy, "ReplicaRegions") or "").split(",")
     regions = [region.strip() for region in regions if region.strip()]
     if not regions and (region := samconfig(root, environment).get("region")):
         regions = [region]

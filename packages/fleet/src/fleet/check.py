@@ -446,7 +446,8 @@ def _regions_faults(root: Path) -> list[str]:
     """The regions samconfig.toml deploys the fleet to, as CloudFormation cannot check them:
     PrimaryRegion with ReplicaRegions, a list without spaces or the primary, at most three
     (memory's global table has a replica slot for three)."""
-    from fleet.limits import deploy_environments, parameter_override
+    from fleet.aws import parameter_override
+    from fleet.limits import deploy_environments
 
     faults = []
     for env in deploy_environments(root):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet.aws import parameter_override
 from fleet.template import (
     OWN_TEMPLATE,
     SERVICE_TEMPLATE,
@@ -104,15 +104,6 @@ def _fleet_flag(root: Path, name: str) -> bool:
         return False
     settings = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
     return settings.get("fleet", {}).get(name) is True
-
-
-def parameter_override(env: dict[str, str], name: str) -> str | None:
-    """`name`'s value in a samconfig environment's parameter_overrides, if it sets one."""
-    for pair in shlex.split(env.get("parameter_overrides", "")):
-        key, _, value = pair.partition("=")
-        if key == name:
-            return value
-    return None
 
 
 def reserved_concurrency(
