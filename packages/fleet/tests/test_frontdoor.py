@@ -238,7 +238,7 @@ async def test_in_lambda_each_call_invokes_its_services_serving_alias(fleet):
     stand_in = AdapterStandIn(base)
     streaming = set(list(catalog)[::2])  # some each way: both formats are read
     upstream = LambdaUpstream("fleet", streaming, client=stand_in)
-    door_app = frontdoor_app(catalog, upstream, app.settings.auth)
+    door_app = frontdoor_app(catalog, upstream, app.settings)
     with serve(door_app) as door:
         called = await answers_as_a_direct_call(base, door, app)
     assert called
@@ -260,6 +260,16 @@ async def test_its_own_run_sh_serves_the_built_catalog_against_the_services(flee
     out = await asyncio.to_thread(build_frontdoor, ROOT, tmp_path / "frontdoor", lambda _: None)
     catalog = json.loads((out / "catalog.json").read_text())["services"]
     assert set(catalog) == set(app.apps)
+    from fleet.template import OWN_TEMPLATE, load_template
+
+    for folder in SERVICES:  # each call waits as long as the service's deployed deadline
+        outputs = load_template(folder.path / OWN_TEMPLATE).get("Outputs") or {}
+        deadline = (outputs.get("ToolTimeout") or {}).get("Value")  # MCP_TOOL_TIMEOUT_SECONDS
+        from fleet.build import own_deadline
+
+        expected = own_deadline(outputs)  # a literal number, or unknown until deploy (None)
+        assert catalog[folder.name].get("deadline_seconds") == expected, folder.name
+        assert expected is None or expected == float(deadline)
     env = dev_env(
         MCP_AUTH="api_key", MCP_API_KEYS=RECORDS, MCP_FRONTDOOR_UPSTREAM=base, MCP_PRIME="false"
     )

@@ -1,13 +1,17 @@
 """The front door (mcp_common.frontdoor) in front of a streaming service, both over real HTTP
 on loopback: the service's progress reaches the caller through it, in order, before the
-result, and the caller's credential is what the service checks."""
+result; a cancelled call stops the service's tool; every call has a deadline; and the
+caller's credential is what the service checks."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import json
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx2 as httpx
@@ -15,7 +19,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
-from fleet.testing import app_settings, serve, write_tools_package
+from fleet.testing import app_settings, free_port, serve, write_tools_package
 from mcp_common.apikeys import hash_key
 from mcp_common.service import ServiceSpec
 
@@ -25,46 +29,79 @@ import asyncio
 from fastmcp import Context
 from fastmcp.tools import tool
 
+STOPPED: dict[str, int] = {}
+
 
 @tool(annotations={"readOnlyHint": True})
-async def count(steps: int, ctx: Context) -> str:
+async def count(steps: int, ctx: Context, label: str = "", delay: float = 0.02) -> str:
     """Report progress at each step."""
-    for step in range(1, steps + 1):
-        await asyncio.sleep(0.02)
-        await ctx.report_progress(step, steps, f"step {step}")
+    try:
+        for step in range(1, steps + 1):
+            await asyncio.sleep(delay)
+            await ctx.report_progress(step, steps, f"step {step}")
+    except asyncio.CancelledError:
+        STOPPED[label] = STOPPED.get(label, 0) + 1
+        raise
     return f"counted {steps}"
 '''
 KEY = "mcpk_frontdoor_stream_0123456789"
-RECORDS = json.dumps([{"name": "alice", "sha256": hash_key(KEY), "services": ["*"]}])
+OTHER_KEY = "mcpk_frontdoor_other_0123456789"
+RECORDS = json.dumps(
+    [
+        {"name": "alice", "sha256": hash_key(KEY), "services": ["*"]},
+        {"name": "mallory", "sha256": hash_key(OTHER_KEY), "services": ["*"]},
+    ]
+)
+DEFINITION = {
+    "name": "count",
+    "description": "Report progress at each step.",
+    "inputSchema": {
+        "type": "object",
+        "properties": {
+            "steps": {"type": "integer"},
+            "label": {"type": "string"},
+            "delay": {"type": "number"},
+        },
+        "required": ["steps"],
+    },
+}
+MCP_HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json, text/event-stream",
+    "mcp-protocol-version": "2025-06-18",
+}
 
 
 @pytest.fixture(scope="module")
-def door(tmp_path_factory) -> Iterator[str]:
+def service(tmp_path_factory) -> Iterator[tuple[str, Any]]:
+    """A streaming service over HTTP, and its tools module (whose STOPPED says what stopped)."""
     from mcp_common.app import create_app
-    from mcp_common.frontdoor import HttpUpstream, frontdoor_app
 
     root = tmp_path_factory.mktemp("frontdoor_service")
     sys.path.insert(0, str(root))
     package = write_tools_package(root, "frontdoor_sample_tools", {"tools": TOOLS})
-    importlib.import_module(f"{package}.tools")
-    settings = app_settings(
-        AWS_LWA_INVOKE_MODE="response_stream", MCP_AUTH="api_key", MCP_API_KEYS=RECORDS
-    )
-    service = create_app(ServiceSpec(name="streamer", tools_package=package), settings)
+    module = importlib.import_module(f"{package}.tools")
+    service = create_app(ServiceSpec(name="streamer", tools_package=package), SETTINGS)
     with serve(service) as service_base:
-        definition = {
-            "name": "count",
-            "description": "Report progress at each step.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {"steps": {"type": "integer"}},
-                "required": ["steps"],
-            },
-        }
-        upstream = HttpUpstream(httpx.AsyncClient(timeout=10), service_base)
-        app = frontdoor_app({"streamer": {"tools": [definition]}}, upstream, settings.auth)
-        with serve(app) as door_base:
-            yield door_base
+        yield service_base, module
+
+
+SETTINGS = app_settings(
+    AWS_LWA_INVOKE_MODE="response_stream",
+    MCP_AUTH="api_key",
+    MCP_API_KEYS=RECORDS,
+    MCP_MAX_CALLS_PER_PRINCIPAL="2",
+)
+
+
+@pytest.fixture(scope="module")
+def door(service) -> Iterator[str]:
+    from mcp_common.frontdoor import HttpUpstream, frontdoor_app
+
+    upstream = HttpUpstream(httpx.AsyncClient(timeout=10), service[0])
+    app = frontdoor_app({"streamer": {"tools": [DEFINITION]}}, upstream, SETTINGS)
+    with serve(app) as door_base:
+        yield door_base
 
 
 def client(base: str) -> Client:
@@ -124,3 +161,129 @@ def test_two_tools_with_one_front_door_name_are_refused_at_build():
     catalog = {"a": {"tools": [{"name": "b_c"}]}, "a_b": {"tools": [{"name": "c"}]}}
     with pytest.raises(ValueError, match="both have a tool the front door would name 'a_b_c'"):
         build_frontdoor(catalog, None)
+
+
+async def wait_until(condition: Any, within: float = 5.0) -> None:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_caller_that_leaves_stops_the_services_tool(door, service):
+    _, module = service
+    progressed = asyncio.Event()
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progressed.set()
+
+    async with client(door) as mcp:
+        arguments = {"steps": 200, "label": "left", "delay": 0.05}
+        call = asyncio.create_task(
+            mcp.call_tool("streamer_count", arguments, progress_handler=on_progress)
+        )
+        await asyncio.wait_for(progressed.wait(), 5)
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        await wait_until(lambda: module.STOPPED.get("left") == 1)
+
+
+async def cancel_through_the_door(door: str, label: str, canceller: str) -> tuple[int, str]:
+    """Start a call as alice through the front door, then post notifications/cancelled for
+    its id with `canceller`'s key; (the cancellation's status, the rest of the call's stream)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 42,
+        "method": "tools/call",
+        "params": {
+            "name": "streamer_count",
+            "arguments": {"steps": 40, "label": label, "delay": 0.05},
+            "_meta": {"progressToken": "p"},
+        },
+    }
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 42}}
+    url = f"{door}/mcp"
+    async with (
+        httpx.AsyncClient(timeout=10) as http,
+        http.stream("POST", url, json=body, headers={**MCP_HEADERS, "x-api-key": KEY}) as stream,
+    ):
+        lines = stream.aiter_lines()
+        async for line in lines:
+            if "notifications/progress" in line:
+                break
+        answer = await http.post(url, json=cancel, headers={**MCP_HEADERS, "x-api-key": canceller})
+        rest = "".join([line async for line in lines])
+    return answer.status_code, rest
+
+
+async def test_a_callers_cancellation_stops_the_services_tool(door, service):
+    _, module = service
+    status, rest = await cancel_through_the_door(door, "cancelled", canceller=KEY)
+    assert status == 202
+    assert "counted 40" not in rest
+    await wait_until(lambda: module.STOPPED.get("cancelled") == 1)
+
+
+async def test_nobody_cancels_another_callers_call_through_the_door(door, service):
+    _, module = service
+    status, rest = await cancel_through_the_door(door, "theirs", canceller=OTHER_KEY)
+    assert status == 202  # acknowledged, as any notification is, but it cancelled nothing
+    assert "counted 40" in rest
+    assert "theirs" not in module.STOPPED
+
+
+async def test_one_caller_cannot_hold_more_calls_than_its_share(door):
+    """A flood by one principal: past MCP_MAX_CALLS_PER_PRINCIPAL (2 here) calls in flight,
+    the next is refused at once, while another caller's call still runs. The caller's share
+    is the same through the front door as direct: its credential goes with the call."""
+    async with (
+        client(door) as mcp,
+        Client(StreamableHttpTransport(f"{door}/mcp", headers={"x-api-key": OTHER_KEY})) as other,
+    ):
+        slow = {"steps": 20, "delay": 0.05}
+        held = [asyncio.create_task(mcp.call_tool("streamer_count", slow)) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        refused = await mcp.call_tool("streamer_count", {"steps": 1}, raise_on_error=False)
+        theirs = await other.call_tool("streamer_count", {"steps": 1})
+        results = await asyncio.gather(*held)
+    assert refused.is_error
+    assert "already has 2 calls running" in refused.content[0].text
+    assert theirs.data == "counted 1"
+    assert [result.data for result in results] == ["counted 20", "counted 20"]
+
+
+class Silent:
+    """An upstream that never answers (a service that hangs, or a network that drops)."""
+
+    async def call(
+        self, service: str, message: dict[str, Any], headers: Mapping[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        await asyncio.Event().wait()
+        yield {}
+
+
+async def test_a_call_the_service_never_answers_ends_at_its_deadline():
+    from mcp_common.frontdoor import DEADLINE_MARGIN_SECONDS, frontdoor_app
+
+    catalog = {"streamer": {"tools": [DEFINITION], "deadline_seconds": 0.5}}
+    with serve(frontdoor_app(catalog, Silent(), SETTINGS)) as base:
+        started = time.monotonic()
+        async with client(base) as mcp:
+            result = await mcp.call_tool("streamer_count", {"steps": 1}, raise_on_error=False)
+        waited = time.monotonic() - started
+    assert result.is_error
+    assert "did not answer within" in result.content[0].text
+    assert waited < 0.5 + DEADLINE_MARGIN_SECONDS + 3
+
+
+async def test_an_unreachable_service_is_a_tool_error_that_names_it():
+    from mcp_common.frontdoor import HttpUpstream, frontdoor_app
+
+    upstream = HttpUpstream(httpx.AsyncClient(timeout=5), f"http://127.0.0.1:{free_port()}")
+    catalog = {"streamer": {"tools": [DEFINITION]}}
+    with serve(frontdoor_app(catalog, upstream, SETTINGS)) as base:
+        async with client(base) as mcp:
+            result = await mcp.call_tool("streamer_count", {"steps": 1}, raise_on_error=False)
+    assert result.is_error
+    assert result.content[0].text == "service 'streamer' could not be reached (ConnectError)"

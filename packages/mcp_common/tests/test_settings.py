@@ -94,3 +94,27 @@ class TestServiceEnvironment:
 def test_who_reaches_a_service_with_a_resource_server(service, scopes, groups, granted):
     settings = AuthSettings(MCP_JWT_RESOURCE_SERVER="R")
     assert settings.grants(service, frozenset(scopes), frozenset(groups)) is granted
+
+
+def test_the_front_doors_settings_refuse_what_it_could_not_reach(monkeypatch):
+    """A stack name that no function name could hold, or an upstream that is not a URL, stops
+    the front door at start-up, not at its first call."""
+    from mcp_common.settings import FrontDoorSettings
+
+    for name in ("MCP_FRONTDOOR_STACK", "MCP_FRONTDOOR_UPSTREAM", "MCP_FRONTDOOR_CATALOG"):
+        monkeypatch.delenv(name, raising=False)
+    door = FrontDoorSettings()
+    assert (door.stack, door.upstream, door.catalog) == (
+        None,
+        "http://127.0.0.1:8080",
+        "catalog.json",
+    )
+    for name, value in (
+        ("MCP_FRONTDOOR_STACK", "mcp-fleet:serving"),
+        ("MCP_FRONTDOOR_UPSTREAM", "127.0.0.1:8080"),
+        ("MCP_FRONTDOOR_CONNECT_TIMEOUT_SECONDS", "0"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValidationError, match=name):
+            FrontDoorSettings()
+        monkeypatch.delenv(name)

@@ -673,6 +673,17 @@ FRONTDOOR = Path("infra") / "frontdoor"
 """The front door's run.sh (mcp_common.frontdoor); fleet build --frontdoor adds its catalog."""
 
 
+def own_deadline(outputs: dict) -> float | None:
+    """The service's MCP_TOOL_TIMEOUT_SECONDS, from its own stack's `ToolTimeout` output when
+    that is a number (a parameter's value is not known at build: the default applies)."""
+    value = (outputs.get("ToolTimeout") or {}).get("Value")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None
+
+
 def build_frontdoor(root: Path, out: Path, log: Callable = print, force: bool = False) -> Path:
     """The front door's artifact: its run.sh and catalog.json, the catalog built from every
     service's own discovery (their tools as declared) and each own stack's response mode, so
@@ -694,6 +705,9 @@ def build_frontdoor(root: Path, out: Path, log: Callable = print, force: bool = 
         outputs = (load_template(own).get("Outputs") or {}) if own.is_file() else {}
         mode = (outputs.get("ResponseTransferMode") or {}).get("Value", "BUFFERED")
         catalog[service.name]["streaming"] = mode == "STREAM"
+        deadline = own_deadline(outputs)
+        if deadline is not None:  # the front door waits as long as the service does
+            catalog[service.name]["deadline_seconds"] = deadline
     document = {
         "lock": lock_hash(root),
         "source": source_commit(root, str(FRONTDOOR)),

@@ -213,14 +213,13 @@ class FleetApp:
         names = sorted(self.served)
         if self._visibility is None or self._visibility.services != names:
             self._visibility = Visibility(names, self.settings.auth)
-        allowed, refusal = await self._visibility.allowed(
-            request_credential(dict(scope["headers"]))
-        )
+        caller = await self._visibility.caller(request_credential(dict(scope["headers"])))
+        refusal = caller.refusal
         if refusal is not None:
             body = {"error": refusal.error, "error_description": str(refusal)}
             await JSONResponse(body, status_code=refusal.status)(scope, receive, send)
             return None
-        return set(allowed)
+        return set(caller.services)
 
     async def _front_door(self, prefix: str) -> Any:
         """The front door at `<prefix>/mcp`, over the services as they are now."""
@@ -237,11 +236,14 @@ class FleetApp:
 
             servers = [(app.state.service, app.state.mcp_server) for app in apps.values()]
             catalog = await frontdoor_catalog(servers)
+            for app in apps.values():  # each call waits as long as its service's own deadline
+                service = app.state.service.name
+                catalog[service]["deadline_seconds"] = app.state.settings.http.tool_timeout_seconds
             client = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=self), base_url="http://127.0.0.1", timeout=None
             )
             app = frontdoor_app(
-                catalog, HttpUpstream(client), self.settings.auth, search=prefix == "/search"
+                catalog, HttpUpstream(client), self.settings, search=prefix == "/search"
             )
             stop = asyncio.Event()
             started: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -62,8 +62,9 @@ def principal_or_none() -> str | None:
 @contextmanager
 def acting_as(principal: str) -> Iterator[None]:
     """Run the enclosed code as `principal`, as an authenticated request would: for callers
-    inside the process, such as a tool's tests (`fleet.testing.client_as`). No request can
-    reach it: a request's principal is set by AuthMiddleware only."""
+    inside the process, such as a tool's tests (`fleet.testing.client_as`), and the front
+    door's edge, which authenticates as the services do. No request chooses it: a request's
+    principal is set by AuthMiddleware (or that edge) from its credential only."""
     token = _principal.set(principal)
     try:
         yield

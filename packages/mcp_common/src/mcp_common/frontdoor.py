@@ -22,22 +22,29 @@ fastmcp's BM25 search transform (a search tool and a call tool, whatever the fle
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mcp_common.auth import (
+    LOCAL_PRINCIPAL,
     PROTECTED_RESOURCE_PREFIX,
     Denied,
+    acting_as,
     build_authenticator,
     public_base_url,
     request_credential,
 )
-from mcp_common.settings import AuthSettings, running_in_lambda
+from mcp_common.settings import AppSettings, AuthSettings, running_in_lambda
+
+logger = logging.getLogger(__name__)
 
 FORWARDED_HEADERS = (
     "authorization",
@@ -52,6 +59,11 @@ DEFAULT_PROTOCOL = "2025-06-18"
 VISIBILITY_TTL_SECONDS = 30.0
 VISIBILITY_CACHE = 1024
 SEPARATOR = "_"
+DEFAULT_DEADLINE_SECONDS = 20.0
+"""A service's deadline when the catalog does not say (MCP_TOOL_TIMEOUT_SECONDS's default)."""
+DEADLINE_MARGIN_SECONDS = 2.0
+"""What the front door waits beyond a service's own deadline (MCP_TOOL_TIMEOUT_SECONDS, in
+the catalog): the service's own answer at its deadline reaches the caller first."""
 FRONT_DOOR = "mcp"
 """The front door's name where a service's would go (a reserved service name)."""
 
@@ -118,10 +130,19 @@ class LambdaUpstream:
 
     ALIAS = "serving"
 
-    def __init__(self, stack: str, streaming: set[str], client: Any = None) -> None:
+    def __init__(
+        self,
+        stack: str,
+        streaming: set[str],
+        client: Any = None,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 900.0,
+    ) -> None:
         self.stack = stack
         self.streaming = streaming
         self._client = client
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
 
     def _lambda(self) -> Any:
         if self._client is None:
@@ -129,7 +150,11 @@ class LambdaUpstream:
             from botocore.config import Config
 
             # A tools/call is not idempotent: never retried. Reads wait as long as a call may.
-            config = Config(connect_timeout=2, read_timeout=900, retries={"total_max_attempts": 1})
+            config = Config(
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                retries={"total_max_attempts": 1},
+            )
             self._client = boto3.client("lambda", config=config)
         return self._client
 
@@ -165,8 +190,6 @@ class LambdaUpstream:
     async def call(
         self, service: str, message: dict[str, Any], headers: Mapping[str, str]
     ) -> AsyncIterator[dict[str, Any]]:
-        import asyncio
-
         function = f"{self.stack}-{service}"
         payload = json.dumps(self.event(service, message, headers)).encode()
         if service not in self.streaming:
@@ -194,8 +217,6 @@ class LambdaUpstream:
     async def _stream(self, function: str, payload: bytes) -> AsyncIterator[dict[str, Any]]:
         """InvokeWithResponseStream, read in a thread: the Web Adapter's prelude (status and
         headers as JSON, then eight NUL bytes), then the body's server-sent events as they come."""
-        import asyncio
-
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
         stop = threading.Event()
@@ -276,7 +297,9 @@ def tool_name(service: str, tool: str) -> str:
     return f"{service}{SEPARATOR}{tool}"
 
 
-def _forwarded_tool(service: str, definition: dict[str, Any], upstream: Upstream) -> Any:
+def _forwarded_tool(
+    service: str, definition: dict[str, Any], upstream: Upstream, deadline: float
+) -> Any:
     from fastmcp.exceptions import ToolError
     from fastmcp.server.dependencies import get_context
     from fastmcp.tools.base import Tool, ToolResult
@@ -302,21 +325,37 @@ def _forwarded_tool(service: str, definition: dict[str, Any], upstream: Upstream
             if meta:
                 message["params"]["_meta"] = meta
             try:
-                async for reply in upstream.call(service, message, _headers.get()):
-                    if reply.get("method") == "notifications/progress" and token is not None:
-                        params = reply.get("params") or {}
-                        await context.report_progress(
-                            params.get("progress", 0), params.get("total"), params.get("message")
-                        )
-                    elif "error" in reply:
-                        error = reply["error"]
-                        raise MCPError(error["code"], error["message"], error.get("data"))
-                    elif "result" in reply:
-                        return ToolResult.from_mcp_result(
-                            CallToolResult.model_validate(reply["result"])
-                        )
+                async with asyncio.timeout(deadline):
+                    async for reply in upstream.call(service, message, _headers.get()):
+                        if reply.get("method") == "notifications/progress" and token is not None:
+                            params = reply.get("params") or {}
+                            await context.report_progress(
+                                params.get("progress", 0),
+                                params.get("total"),
+                                params.get("message"),
+                            )
+                        elif "error" in reply:
+                            error = reply["error"]
+                            raise MCPError(error["code"], error["message"], error.get("data"))
+                        elif "result" in reply:
+                            return ToolResult.from_mcp_result(
+                                CallToolResult.model_validate(reply["result"])
+                            )
             except Refused as refused:
                 raise ToolError(f"service {service!r} refused the credential ({refused})") from None
+            except TimeoutError:
+                raise ToolError(
+                    f"service {service!r} did not answer within {deadline:g} s; try again"
+                ) from None
+            except MCPError:
+                raise  # the service's own JSON-RPC error, kept as it is
+            except Exception as failure:  # noqa: BLE001 - unreachable, or not an MCP answer
+                logger.warning(
+                    "front door: service %r failed the call: %s", service, type(failure).__name__
+                )
+                raise ToolError(
+                    f"service {service!r} could not be reached ({type(failure).__name__})"
+                ) from None
             raise ToolError(f"service {service!r} ended the call without an answer")
 
     annotations = definition.get("annotations")
@@ -355,6 +394,16 @@ def _progress_token(context: Any) -> Any:
     return getattr(meta, "progressToken", None)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """What the caller's credential reaches: its services and who it is there, or the
+    refusal a service would answer when it reaches none."""
+
+    services: frozenset[str]
+    principal: str | None = None
+    refusal: Denied | None = None
+
+
 class Visibility:
     """Which services a credential may call, checked as each service checks it, cached
     briefly by the credential's digest (a revocation shows within VISIBILITY_TTL_SECONDS).
@@ -367,7 +416,7 @@ class Visibility:
         self.settings = settings
         self.open = settings.effective_mode == "none"
         self._authenticators: dict[str, Any] = {}
-        self._cache: dict[str, tuple[float, frozenset[str], Denied | None]] = {}
+        self._cache: dict[str, tuple[float, Caller]] = {}
 
     def _settings_for(self, service: str) -> AuthSettings:
         prefix = self.settings.api_keys_ssm_prefix
@@ -385,34 +434,46 @@ class Visibility:
             self._authenticators.setdefault(service, built)
         return self._authenticators[service]
 
-    async def allowed(self, credential: str | None) -> tuple[frozenset[str], Denied | None]:
-        """(services the credential may call, the refusal to answer when it may call none)."""
-        import asyncio
-
+    async def caller(self, credential: str | None) -> Caller:
+        """The services the credential may call and its principal there (the name each
+        service's authenticator gives it), or the refusal to answer when it may call none."""
         if self.open:
-            return frozenset(self.services), None
+            return Caller(frozenset(self.services), LOCAL_PRINCIPAL)
         digest = hashlib.sha256((credential or "").encode()).hexdigest()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1], None if cached[1] else cached[2]
+            return cached[1]
 
-        async def check(service: str) -> Denied | None:
+        async def check(service: str) -> str | Denied:
             try:
-                await (await self._authenticator(service)).authenticate(credential, service)
+                return await (await self._authenticator(service)).authenticate(credential, service)
             except Denied as denied:
                 return denied
-            return None
 
         outcomes = await asyncio.gather(*(check(service) for service in self.services))
-        allowed = frozenset(
-            s for s, outcome in zip(self.services, outcomes, strict=True) if not outcome
-        )
-        refusals = [outcome for outcome in outcomes if outcome is not None]
-        refusal = min(refusals, key=lambda denied: denied.status) if refusals else None  # 401 first
+        principals = {
+            service: outcome
+            for service, outcome in zip(self.services, outcomes, strict=True)
+            if not isinstance(outcome, Denied)
+        }
+        refusals = [outcome for outcome in outcomes if isinstance(outcome, Denied)]
+        if principals:
+            caller = Caller(frozenset(principals), min(principals.values()))
+        else:  # 401 before 403: a credential nobody knows is answered as unknown
+            caller = Caller(frozenset(), None, min(refusals, key=lambda denied: denied.status))
         if len(self._cache) >= VISIBILITY_CACHE:
             self._cache.clear()
-        self._cache[digest] = (time.monotonic() + VISIBILITY_TTL_SECONDS, allowed, refusal)
-        return allowed, None if allowed else refusal
+        self._cache[digest] = (time.monotonic() + VISIBILITY_TTL_SECONDS, caller)
+        return caller
+
+
+def service_deadline(entry: Mapping[str, Any]) -> float:
+    """How long the front door waits for one call to a service: the service's own deadline
+    (its `deadline_seconds` in the catalog, MCP_TOOL_TIMEOUT_SECONDS's default without one),
+    and a margin for its answer to travel."""
+    own = entry.get("deadline_seconds")
+    seconds = float(own) if isinstance(own, int | float) and own > 0 else DEFAULT_DEADLINE_SECONDS
+    return seconds + DEADLINE_MARGIN_SECONDS
 
 
 def build_frontdoor(catalog: Mapping[str, Any], upstream: Upstream, search: bool = False) -> Any:
@@ -456,7 +517,7 @@ def build_frontdoor(catalog: Mapping[str, Any], upstream: Upstream, search: bool
     server = FastMCP("mcp-fleet", middleware=[OnlyAllowed()])
     for service, entry in sorted(catalog.items()):
         for definition in entry.get("tools", []):
-            server.add_tool(_forwarded_tool(service, definition, upstream))
+            server.add_tool(_forwarded_tool(service, definition, upstream, service_deadline(entry)))
     if search:
         from fastmcp.server.transforms.search.bm25 import BM25SearchTransform
 
@@ -499,7 +560,8 @@ class _Edge:
         if scope["path"].startswith(PROTECTED_RESOURCE_PREFIX):  # RFC 9728, one resource
             await JSONResponse(self._metadata(base, scope))(scope, receive, send)
             return
-        allowed, refusal = await self.visibility.allowed(request_credential(raw))
+        caller = await self.visibility.caller(request_credential(raw))
+        refusal = caller.refusal
         if refusal is not None:
             body = {"error": refusal.error, "error_description": str(refusal)}
             challenge = f'Bearer error="{refusal.error}"'
@@ -515,23 +577,53 @@ class _Edge:
             return
         forwarded = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
         forwarded.setdefault("mcp-protocol-version", DEFAULT_PROTOCOL)
-        allowed_token, headers_token = _allowed.set(allowed), _headers.set(forwarded)
+        allowed_token, headers_token = _allowed.set(caller.services), _headers.set(forwarded)
         try:
-            await self.app(scope, receive, send)
+            # The front door's own limits (calls in flight, cancellation) are the caller's,
+            # under the name the services give it.
+            with acting_as(caller.principal or ""):
+                await self.app(scope, receive, send)
         finally:
             _allowed.reset(allowed_token)
             _headers.reset(headers_token)
 
 
 def frontdoor_app(
-    catalog: Mapping[str, Any], upstream: Upstream, settings: AuthSettings, search: bool = False
+    catalog: Mapping[str, Any], upstream: Upstream, settings: AppSettings, search: bool = False
 ) -> Any:
-    """The front door's Starlette app, its MCP endpoint at `/mcp`."""
+    """The front door's Starlette app, its MCP endpoint at `/mcp`, behind what guards every
+    service (hardening.py, streaming.py): bounded bodies and envelopes, calls in flight per
+    principal, each call's deadline, and cancellation by its own caller."""
     from starlette.middleware import Middleware as StarletteMiddleware
 
+    from mcp_common.hardening import RequestGuardMiddleware
+    from mcp_common.streaming import InFlightCalls, JsonAnswersMiddleware, StreamedCallMiddleware
+
+    http = settings.http
     server = build_frontdoor(catalog, upstream, search=search)
-    edge = StarletteMiddleware(_Edge, visibility=Visibility(sorted(catalog), settings))
-    return server.http_app(path="/mcp", stateless_http=True, middleware=[edge])
+    longest = max((service_deadline(entry) for entry in catalog.values()), default=0.0)
+    server.add_middleware(StreamedCallMiddleware(longest + DEADLINE_MARGIN_SECONDS))
+    names = [
+        tool_name(s, t["name"]) for s, entry in catalog.items() for t in entry.get("tools", [])
+    ]
+    middleware = [
+        StarletteMiddleware(_Edge, visibility=Visibility(sorted(catalog), settings.auth)),
+        StarletteMiddleware(
+            RequestGuardMiddleware,
+            mcp_path="/mcp",
+            max_body_bytes=http.max_body_bytes,
+            tool_timeout_seconds=longest + DEADLINE_MARGIN_SECONDS,
+            tool_names=[*names, "search_tools", "call_tool"] if search else names,
+            body_timeout_seconds=http.body_timeout_seconds,
+            streamed_calls=InFlightCalls(),
+            calls_per_principal=http.calls_per_principal,
+            write_timeout_seconds=http.write_timeout_seconds,
+        ),
+        StarletteMiddleware(JsonAnswersMiddleware, mcp_path="/mcp"),
+    ]
+    return server.http_app(
+        path="/mcp", stateless_http=True, json_response=False, middleware=middleware
+    )
 
 
 def load_catalog(path: Any) -> dict[str, Any]:
@@ -552,8 +644,8 @@ def fleet_app(catalog: Mapping[str, Any], upstream: Upstream, settings: Any) -> 
 
     from mcp_common.hardening import HostOriginGuardMiddleware
 
-    direct = frontdoor_app(catalog, upstream, settings.auth)
-    search = frontdoor_app(catalog, upstream, settings.auth, search=True)
+    direct = frontdoor_app(catalog, upstream, settings)
+    search = frontdoor_app(catalog, upstream, settings, search=True)
     tools = sum(len(entry.get("tools", [])) for entry in catalog.values())
 
     async def health(_: Any) -> JSONResponse:
@@ -578,25 +670,29 @@ def main() -> None:
     """`python -m mcp_common.frontdoor` (its run.sh): serve the fleet on $PORT. In Lambda
     (MCP_FRONTDOOR_STACK) calls go to the services' functions; elsewhere to the services at
     MCP_FRONTDOOR_UPSTREAM (their run.sh, or fleet dev)."""
-    import os
-
     import uvicorn
 
     from mcp_common.logs import configure_logging
-    from mcp_common.settings import AppSettings
+    from mcp_common.settings import FrontDoorSettings
 
-    settings = AppSettings()
+    settings, door = AppSettings(), FrontDoorSettings()
     configure_logging(settings.runtime.log_level)
-    catalog = load_catalog(os.environ.get("MCP_FRONTDOOR_CATALOG", "catalog.json"))
-    stack = os.environ.get("MCP_FRONTDOOR_STACK")
-    if stack:
+    catalog = load_catalog(door.catalog)
+    # Each call has its service's deadline (service_deadline); the clients wait no longer.
+    longest = max((service_deadline(entry) for entry in catalog.values()), default=0.0)
+    if door.stack:
         streaming = {name for name, entry in catalog.items() if entry.get("streaming")}
-        upstream: Upstream = LambdaUpstream(stack, streaming)
+        upstream: Upstream = LambdaUpstream(
+            door.stack,
+            streaming,
+            connect_timeout=door.connect_timeout_seconds,
+            read_timeout=longest,
+        )
     else:
         import httpx2 as httpx
 
-        base = os.environ.get("MCP_FRONTDOOR_UPSTREAM", "http://127.0.0.1:8080")
-        upstream = HttpUpstream(httpx.AsyncClient(timeout=None), base)
+        timeout = httpx.Timeout(longest, connect=door.connect_timeout_seconds)
+        upstream = HttpUpstream(httpx.AsyncClient(timeout=timeout), door.upstream)
     uvicorn.run(
         fleet_app(catalog, upstream, settings),
         host=settings.runtime.bind_host(),

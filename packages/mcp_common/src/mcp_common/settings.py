@@ -319,6 +319,31 @@ class LifecycleSettings(BaseSettings):
     restore 10 s, and the adapter re-runs its readiness check after the hook."""
 
 
+class FrontDoorSettings(BaseSettings):
+    """Where the front door (frontdoor.py) finds its catalog and the services it forwards to."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    catalog: str = Field(default="catalog.json", validation_alias="MCP_FRONTDOOR_CATALOG")
+    """The catalog `fleet build --frontdoor` wrote (run.sh sets it beside itself)."""
+    stack: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$",
+        validation_alias="MCP_FRONTDOOR_STACK",
+    )
+    """Set (by the template, to the stack's name): calls invoke `<stack>-<service>:serving`."""
+    upstream: str = Field(
+        default="http://127.0.0.1:8080",
+        pattern=r"^https?://",
+        validation_alias="MCP_FRONTDOOR_UPSTREAM",
+    )
+    """Without a stack: the services over HTTP at `<upstream>/<service>/mcp` (run.sh or fleet dev)."""
+    connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=30, validation_alias="MCP_FRONTDOOR_CONNECT_TIMEOUT_SECONDS"
+    )
+    """How long reaching a service may take; the whole call is bounded by MCP_TOOL_TIMEOUT_SECONDS."""
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """Every settings object a service reads, resolved once from the environment.
