@@ -331,3 +331,43 @@ async def test_one_protected_resource_and_a_challenge_that_leads_to_it(fleet):
             assert f'resource_metadata="{url}"' in challenge, challenge
             metadata = (await http.get(url)).json()
             assert metadata["resource"] == f"{base}{path}"
+
+
+def test_fleet_list_reads_a_fleets_catalog_through_its_front_door(fleet, capsys, monkeypatch):
+    """Issue 31: `fleet list --base-url` lists what the front door serves the caller (a key
+    for one service: that service's tools, by their own names), not the repository."""
+    import asyncio
+
+    from fleet.cli import main
+
+    base, app = fleet
+    monkeypatch.delenv("MCP_API_KEY", raising=False)
+    services = asyncio.run(declared(app))
+    assert main(["list", "--base-url", base, "--json", "--key", EVERYTHING]) == 0
+    listed = json.loads(capsys.readouterr().out)["services"]
+    assert {entry["name"]: {t["name"] for t in entry["tools"]} for entry in listed} == {
+        name: set(tools) for name, tools in services.items() if tools
+    }
+    assert all(entry["mcp_url"] == f"{base}/{entry['name']}/mcp" for entry in listed)
+    one = min(services)
+    assert main(["list", "--base-url", base, "--json", "--key", key_for(one)]) == 0
+    assert [entry["name"] for entry in json.loads(capsys.readouterr().out)["services"]] == [one]
+    assert main(["list", "--base-url", base, "--key", "mcpk_not_a_key_0123456789"]) == 1
+    said = capsys.readouterr().err
+    assert f"cannot read the catalog at {base}/mcp: HTTP 401" in said, said
+
+
+async def test_smoke_checks_the_front_door_as_a_client_meets_it(fleet):
+    from fleet.smoke import check_front_door
+
+    base, app = fleet
+    names = sorted(app.apps)
+    passed = await check_front_door(base, EVERYTHING, names)
+    assert passed.ok, passed.failed
+    assert passed.passed[0] == "401 + metadata"
+    assert f"tools of {len(names)} services" in passed.line()
+    assert passed.passed[-1] == "search"
+    # A front door that lists a service the stack does not name fails, naming it.
+    strange = await check_front_door(base, EVERYTHING, names[1:])
+    assert not strange.ok
+    assert f"/mcp lists tools of {[names[0]]}" in strange.line()

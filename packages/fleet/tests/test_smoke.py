@@ -124,7 +124,8 @@ def test_all_regions_smokes_each_regions_stack(tmp_path, capsys, monkeypatch):
     out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("{")]
     assert code == 1
     assert out[0] == "== us-east-1"
-    assert f"smoke: 1 services at {first}: 1 passed" in out
+    assert f"smoke: 1 services and the front door at {first}: 2 passed" in out
+    assert any(line.startswith("ok   fleet") and "search" in line for line in out)
     assert "== eu-west-1" in out
     assert any(line.startswith(f"FAIL {service.name}") for line in out)
     assert out[-1] == "1 of 2 regions OK; failed: eu-west-1"

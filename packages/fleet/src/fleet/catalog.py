@@ -50,6 +50,45 @@ async def frontdoor_catalog(servers: Sequence[tuple[ServiceSpec, FastMCP]]) -> d
     return catalog
 
 
+async def deployed_catalog(base_url: str, credential: str | None) -> dict[str, Any]:
+    """A deployed (or local) fleet's catalog, read through its front door at `<base>/mcp` with
+    the caller's credential: the services and tools that credential may call, in the shape
+    of `fleet_catalog` (each tool's service from its `_meta`, as the front door lists it)."""
+    from fastmcp import Client
+    from fastmcp.client.transports import StreamableHttpTransport
+
+    from mcp_common.frontdoor import META_KEY
+
+    transport = StreamableHttpTransport(f"{base_url}/mcp", auth=credential)  # key or token
+    async with Client(transport, timeout=CATALOG_TIMEOUT_SECONDS) as client:
+        listed = await client.list_tools()
+    services: dict[str, list[dict[str, str]]] = {}
+    for tool in listed:
+        origin = (tool.meta or {}).get(META_KEY) or {}
+        if not isinstance(origin, dict) or not isinstance(origin.get("service"), str):
+            continue  # not one of a service's tools
+        summary = {
+            "name": str(origin.get("tool", tool.name)),
+            "description": _summary(tool.description),
+        }
+        services.setdefault(origin["service"], []).append(summary)
+    return {
+        "services": [
+            {
+                "name": name,
+                "mcp_url": f"{base_url}/{name}/mcp",
+                "health_url": f"{base_url}/{name}/health",
+                "tools": tools,
+            }
+            for name, tools in sorted(services.items())
+        ]
+    }
+
+
+CATALOG_TIMEOUT_SECONDS = 30.0
+"""The longest `fleet list --base-url` waits for the front door (a cold start included)."""
+
+
 def render_table(catalog: dict[str, Any]) -> str:
     """A plain-text table: one row per tool, grouped by service."""
     rows = [("SERVICE", "URL", "TOOL", "DESCRIPTION")]

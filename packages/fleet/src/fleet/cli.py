@@ -77,14 +77,30 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from fleet.catalog import fleet_catalog, render_table
-    from mcp_common.app import build_server
+    """The repository's catalog; with --base-url, a fleet's as its front door lists it."""
+    from fleet.catalog import deployed_catalog, fleet_catalog, render_table
 
-    specs = [service.load_spec() for service in service_dirs(find_root())]
-    servers = [(spec, build_server(spec)) for spec in specs]
-    catalog = asyncio.run(fleet_catalog(servers, args.base_url.rstrip("/")))
+    if args.base_url:
+        from fleet.smoke import credential, what_the_server_said
+
+        base, key = args.base_url.rstrip("/"), credential(args)
+        try:
+            catalog = asyncio.run(deployed_catalog(base, key))
+        except Exception as exc:  # noqa: BLE001 - a client's failure, said in one line
+            said = asyncio.run(what_the_server_said(f"{base}/mcp", key))
+            said = said or f"{type(exc).__name__}: {str(exc)[:160]}"
+            raise FleetError(f"cannot read the catalog at {base}/mcp: {said}") from None
+    else:
+        from mcp_common.app import build_server
+
+        specs = [service.load_spec() for service in service_dirs(find_root())]
+        servers = [(spec, build_server(spec)) for spec in specs]
+        catalog = asyncio.run(fleet_catalog(servers, LOCAL_BASE_URL))
     print(json.dumps(catalog, indent=2) if args.json else render_table(catalog))
     return 0
+
+
+LOCAL_BASE_URL = "http://127.0.0.1:8080"
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -267,11 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.set_defaults(handler=_cmd_dev)
 
-    listing = commands.add_parser("list", help="print the catalog of services and tools")
+    listing = commands.add_parser(
+        "list", help="print the catalog of services and tools (the repository's, or a fleet's)"
+    )
     listing.add_argument("--json", action="store_true", help="print the catalog as JSON")
     listing.add_argument(
-        "--base-url", default="http://127.0.0.1:8080", help="base URL shown in the catalog"
+        "--base-url",
+        help="read a fleet's catalog through its front door at URL/mcp, e.g. "
+        "https://<api>/<stage> or http://127.0.0.1:8080 (default: the repository's services)",
     )
+    listing.add_argument("--key", help="an API key (default: MCP_API_KEY)")
+    listing.add_argument(
+        "--token", action="store_true", help="use a token of the stack's Cognito machine client"
+    )
+    aws.add_arguments(listing, stack=True)
     listing.set_defaults(handler=_cmd_list)
 
     build = commands.add_parser(

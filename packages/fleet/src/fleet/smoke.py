@@ -6,6 +6,10 @@ an unauthenticated client to its RFC 9728 metadata (and that metadata), the MCP 
 `tools/list` against what the repository's discovery finds, and one call of a read-only tool
 that needs no arguments or declares a smoke example (`@tool(meta={"smoke": {...}})`). One
 line per service, a summary, and a non-zero exit on any failure.
+
+And the front door (`fleet`): its 401 and RFC 9728 metadata, `/mcp` listing only tools of the
+fleet's services (each named by its `_meta`) and one call through it, and `/search/mcp`
+showing its two tools.
 """
 
 from __future__ import annotations
@@ -141,12 +145,12 @@ async def check_service(
                 return result
             result.passed.append(f"{name} ok ({(time.perf_counter() - started) * 1000:.0f} ms)")
     except Exception as exc:  # noqa: BLE001 - any client failure is this service's failure
-        said = await _what_the_server_said(base, service, credential)
+        said = await what_the_server_said(f"{base}/{service}/mcp", credential)
         result.failed.append(f"MCP: {said or f'{type(exc).__name__}: {str(exc)[:160]}'}")
     return result
 
 
-async def _what_the_server_said(base: str, service: str, credential: str | None) -> str | None:
+async def what_the_server_said(url: str, credential: str | None) -> str | None:
     """The status and error text of the server's answer to an initialize, as it sent them:
     a client library's "Server returned an error response" hides a clear 403."""
     import httpx2 as httpx
@@ -166,7 +170,7 @@ async def _what_the_server_said(base: str, service: str, credential: str | None)
     }
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as http:
-            answer = await http.post(f"{base}/{service}/mcp", json=body, headers=headers)
+            answer = await http.post(url, json=body, headers=headers)
     except httpx.HTTPError:
         return None
     if answer.status_code < 400:
@@ -177,16 +181,85 @@ async def _what_the_server_said(base: str, service: str, credential: str | None)
 
 
 async def smoke(
-    base: str, services: list[str], credential: str | None, expected: dict[str, int]
+    base: str,
+    services: list[str],
+    credential: str | None,
+    expected: dict[str, int],
+    front_door: bool = True,
 ) -> list[Result]:
-    return list(
-        await asyncio.gather(
-            *(check_service(base, name, credential, expected.get(name)) for name in services)
-        )
-    )
+    checks = [check_service(base, name, credential, expected.get(name)) for name in services]
+    if front_door:
+        checks.append(check_front_door(base, credential, services))
+    return list(await asyncio.gather(*checks))
 
 
-def _credential(args: argparse.Namespace) -> str | None:
+FRONT_DOOR = "fleet"
+"""The front door's line in the report (its name in `fleet urls`)."""
+SEARCH_TOOLS = frozenset({"search_tools", "call_tool"})
+
+
+async def check_front_door(base: str, credential: str | None, services: list[str]) -> Result:
+    """The front door as a client meets it: the 401 pointing to its metadata, `/mcp` listing
+    tools of the fleet's services only, one call through it, and `/search/mcp`'s two tools."""
+    import httpx2 as httpx
+    from fastmcp import Client
+
+    from mcp_common.frontdoor import META_KEY
+
+    result = Result(FRONT_DOOR)
+    async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as http:
+        try:
+            denied = await http.post(f"{base}/mcp", json={})
+            if denied.status_code == 401:
+                challenge = denied.headers.get("www-authenticate", "")
+                found = re.search(r'resource_metadata="([^"]+)"', challenge)
+                metadata = (await http.get(found[1])).json() if found else {}
+                if not str(metadata.get("resource", "")).endswith("/mcp"):
+                    result.failed.append(f"401 without its metadata: {challenge[:120]!r}")
+                    return result
+                result.passed.append("401 + metadata")
+            elif credential is None:
+                result.passed.append("open (no auth)")
+            else:
+                result.failed.append(f"no credential: HTTP {denied.status_code}, not 401")
+                return result
+        except (httpx.HTTPError, ValueError) as exc:
+            result.failed.append(f"HTTP: {type(exc).__name__}: {exc}")
+            return result
+    url = f"{base}/mcp"
+    try:
+        async with Client(url, auth=credential, timeout=TIMEOUT_SECONDS) as client:
+            tools = await client.list_tools()
+            origins = {((tool.meta or {}).get(META_KEY) or {}).get("service") for tool in tools}
+            strangers = origins - set(services)
+            if strangers:
+                result.failed.append(f"/mcp lists tools of {sorted(map(str, strangers))}")
+                return result
+            result.passed.append(f"{len(tools)} tools of {len(origins)} services")
+            chosen = _smoke_call(tools)
+            if chosen is not None:
+                name, arguments = chosen
+                answer = await client.call_tool(name, arguments, raise_on_error=False)
+                if answer.is_error:
+                    text = answer.content[0].text if answer.content else ""
+                    result.failed.append(f"{name}: tool error: {text[:120]}")
+                    return result
+                result.passed.append(f"{name} ok")
+        url = f"{base}/search/mcp"
+        async with Client(url, auth=credential, timeout=TIMEOUT_SECONDS) as search:
+            names = {tool.name for tool in await search.list_tools()}
+            if names != SEARCH_TOOLS:
+                result.failed.append(f"/search/mcp lists {sorted(names)}")
+                return result
+            result.passed.append("search")
+    except Exception as exc:  # noqa: BLE001 - any client failure is the front door's failure
+        said = await what_the_server_said(url, credential)
+        result.failed.append(f"MCP: {said or f'{type(exc).__name__}: {str(exc)[:160]}'}")
+    return result
+
+
+def credential(args: argparse.Namespace) -> str | None:
+    """The caller's credential: --key, a Cognito machine token (--token), or MCP_API_KEY."""
     if args.key:
         return args.key
     if args.token:
@@ -218,11 +291,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         if unknown:
             raise FleetError(f"no service {', '.join(map(repr, unknown))} at {base}")
         names = args.service
-    results = asyncio.run(smoke(base, names, _credential(args), _expected_tools()))
+    results = asyncio.run(
+        smoke(base, names, credential(args), _expected_tools(), front_door=not args.service)
+    )
     for result in results:
         out(result.line())
     failed = [result.service for result in results if not result.ok]
-    summary = f"smoke: {len(results)} services at {base}: {len(results) - len(failed)} passed"
+    checked = f"{len(names)} services" + (" and the front door" if not args.service else "")
+    summary = f"smoke: {checked} at {base}: {len(results) - len(failed)} passed"
     out(summary + (f", {len(failed)} failed ({', '.join(failed)})" if failed else ""))
     return 1 if failed else 0
 

@@ -64,6 +64,8 @@ DEFAULT_DEADLINE_SECONDS = 20.0
 DEADLINE_MARGIN_SECONDS = 2.0
 """What the front door waits beyond a service's own deadline (MCP_TOOL_TIMEOUT_SECONDS, in
 the catalog): the service's own answer at its deadline reaches the caller first."""
+META_KEY = "fleet"
+"""A listed tool's `_meta` key naming its service and its own name there (`fleet list`)."""
 FRONT_DOOR = "mcp"
 """The front door's name where a service's would go (a reserved service name)."""
 
@@ -367,6 +369,10 @@ def _forwarded_tool(
         output_schema=definition.get("outputSchema"),
         annotations=ToolAnnotations(**annotations) if annotations else None,
         tags={service},
+        meta={
+            **(definition.get("_meta") or {}),
+            META_KEY: {"service": service, "tool": definition["name"]},
+        },
     )
 
 
