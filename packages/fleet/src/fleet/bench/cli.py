@@ -12,7 +12,7 @@ from fleet.workspace import find_root
 
 
 def run(args: argparse.Namespace) -> int:
-    from fleet.bench import report, runner
+    from fleet.bench import cost, report, runner
 
     root = find_root()
     settings = runner.Settings(
@@ -53,7 +53,24 @@ def run(args: argparse.Namespace) -> int:
             from fleet.bench.scale import measure_scale
 
             extra["scale"] = measure_scale(root, work, log)
-        extra["cost"] = _cost(ours, first_calls, log)
+        inputs = _cost_inputs(ours, first_calls, log)
+        extra["cost"] = cost.report(inputs)
+        if not args.no_front_door:
+            from fleet.bench import frontdoor
+
+            door = frontdoor.measure_front_door(
+                root,
+                work,
+                ours,
+                artifacts["layers"],
+                settings.warm_runs,
+                settings.requests,
+                settings.seconds,
+                runner.SERVER_CPU,
+                log,
+            )
+            door_cost = cost.front_door_report(inputs, door.through_ms)
+            extra["cost"] += frontdoor.report(door, door_cost)
         from fleet.bench.streaming import measure_streaming
 
         extra["streaming"] = measure_streaming(root, log, args.long_tool_years)
@@ -72,15 +89,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cost(ours: Any, first_calls: list[Any], log: Any) -> list[str]:
-    """The cost section, from this run's warm milliseconds and a measured request line."""
+def _cost_inputs(ours: Any, first_calls: list[Any], log: Any) -> Any:
+    """The cost model's inputs: this run's warm milliseconds and a measured request line."""
     from fleet.bench import cost, runner
 
     warm = [result.p50_ms for result in ours.warm1] or first_calls[0].warm_ms
     line = cost.measure_request_line(ours.command, ours.env, ours.headers)
     inputs = cost.Inputs(runner.median(warm), len(line), cost.compression_of(line))
     log(f"cost inputs: {inputs.ms_per_call:.2f} ms a call, {inputs.line_bytes} bytes a line")
-    return cost.report(inputs)
+    return inputs
 
 
 def _at_least_four(text: str) -> int:
@@ -121,6 +138,11 @@ def add_parser(commands: Any) -> None:
         "--no-dev-env",
         action="store_true",
         help="skip the cold starts from the dev environment (math and seed, not built)",
+    )
+    bench.add_argument(
+        "--no-front-door",
+        action="store_true",
+        help="skip the warm call through the front door against the direct one",
     )
     bench.add_argument("--no-sizes", action="store_true", help="skip sizes and build times")
     bench.add_argument("--no-cold-build", action="store_true", help="skip the empty-cache build")

@@ -167,6 +167,37 @@ def per_million_calls(inputs: Inputs, platform_lines: bool = False) -> list[tupl
     ]
 
 
+def through_front_door(inputs: Inputs, front_door_ms: float) -> list[tuple[str, float]]:
+    """USD per million calls through the front door: a direct call's lines, and the front
+    door's own invocation, billed for the whole call (it waits for the service); no second
+    API Gateway request (it invokes the service's function itself)."""
+    price = {name: value for name, (value, _) in PRICES.items()}
+    billed_ms = max(1, math.ceil(front_door_ms))
+    return [
+        ("a direct call (above)", sum(value for _, value in per_million_calls(inputs))),
+        ("the front door's Lambda request", price["lambda_request"] * 1e6),
+        (
+            f"the front door's duration ({billed_ms} ms x {MEMORY_GB:g} GB, arm64)",
+            billed_ms / 1000 * MEMORY_GB * price["lambda_arm_gb_second"] * 1e6,
+        ),
+    ]
+
+
+def front_door_report(inputs: Inputs, front_door_ms: float) -> list[str]:
+    """The price per million calls through the front door (markdown)."""
+    lines = through_front_door(inputs, front_door_ms)
+    total = sum(value for _, value in lines)
+    return [
+        "",
+        "### Per million calls through the front door",
+        "",
+        "| item | USD |",
+        "| --- | ---: |",
+        *(f"| {name} | {value:.3f} |" for name, value in lines),
+        f"| **total** | **{total:.2f}** |",
+    ]
+
+
 def memory_call_extra() -> float:
     """USD per million of memory's typical call, on top of any call: DynamoDB on-demand."""
     writes, reads = MEMORY_CALL_UNITS

@@ -20,9 +20,19 @@ class WarmResult:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    status, length = parse_head(await reader.readuntil(b"\r\n\r\n"))
-    body = await reader.readexactly(length)
-    return status, body
+    """One response: a content-length body, or a chunked one (an SSE answer, as the front
+    door's)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status, length = parse_head(head)
+    if b"transfer-encoding: chunked" not in head.lower():
+        return status, await reader.readexactly(length)
+    chunks = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        chunk = await reader.readexactly(size + 2)  # the chunk and its CRLF
+        if size == 0:
+            return status, b"".join(chunks)
+        chunks.append(chunk[:-2])
 
 
 async def _worker(
@@ -54,8 +64,9 @@ async def _run(
     requests: int,
     seconds: float,
     headers: Mapping[str, str] | None,
+    body: dict | None = None,
 ) -> WarmResult:
-    request = request_bytes(path, port, headers=headers)
+    request = request_bytes(path, port, body, headers=headers)
     latencies: list[float] = []
     errors = [0]
     budget = [requests]
@@ -81,6 +92,8 @@ def measure(
     requests: int,
     seconds: float,
     headers: Mapping[str, str] | None = None,
+    body: dict | None = None,
 ) -> WarmResult:
-    """Send up to `requests` tools/call requests (or for `seconds`) over `concurrency` connections."""
-    return asyncio.run(_run(port, path, concurrency, requests, seconds, headers))
+    """Send up to `requests` tools/call requests (`body`, math's add by default), or for
+    `seconds`, over `concurrency` connections."""
+    return asyncio.run(_run(port, path, concurrency, requests, seconds, headers, body))

@@ -182,7 +182,7 @@ def prepare(
             {**dev_env, "MCP_AUTH": "none"},
         ),
     ]
-    return variants, {"math artifact": artifact, "seed": seed, "floor": floor}
+    return variants, {"math artifact": artifact, "seed": seed, "floor": floor, "layers": opt}
 
 
 @dataclass
