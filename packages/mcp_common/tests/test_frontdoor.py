@@ -256,11 +256,12 @@ async def test_one_caller_cannot_hold_more_calls_than_its_share(door):
 class Silent:
     """An upstream that never answers (a service that hangs, or a network that drops)."""
 
-    async def call(
-        self, service: str, message: dict[str, Any], headers: Mapping[str, str]
-    ) -> AsyncIterator[dict[str, Any]]:
+    @contextlib.asynccontextmanager
+    async def forward(
+        self, service: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[Any]:
         await asyncio.Event().wait()
-        yield {}
+        yield None
 
 
 async def test_a_call_the_service_never_answers_ends_at_its_deadline():
@@ -287,3 +288,28 @@ async def test_an_unreachable_service_is_a_tool_error_that_names_it():
             result = await mcp.call_tool("streamer_count", {"steps": 1}, raise_on_error=False)
     assert result.is_error
     assert result.content[0].text == "service 'streamer' could not be reached (ConnectError)"
+
+
+async def test_a_credential_the_service_refuses_stays_its_refusal(service):
+    """The front door's view of a key can lag the service's (a revocation within its 30 s
+    cache): the call then gets the service's own 401, not a success or a 500."""
+    from mcp_common.frontdoor import HttpUpstream, frontdoor_app
+
+    revoked = "mcpk_frontdoor_revoked_0123456789"
+    door_records = json.dumps([{"name": "eve", "sha256": hash_key(revoked), "services": ["*"]}])
+    door_settings = app_settings(MCP_AUTH="api_key", MCP_API_KEYS=door_records)
+    upstream = HttpUpstream(httpx.AsyncClient(timeout=10), service[0])
+    catalog = {"streamer": {"tools": [DEFINITION]}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "streamer_count", "arguments": {"steps": 1}},
+    }
+    with serve(frontdoor_app(catalog, upstream, door_settings)) as base:
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(
+                f"{base}/mcp", json=body, headers={**MCP_HEADERS, "x-api-key": revoked}
+            )
+    assert answer.status_code == 401, answer.text
+    assert "invalid_token" in answer.headers["www-authenticate"]

@@ -5,12 +5,14 @@ This is what `run.sh` execs, under the Lambda Web Adapter and locally alike.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mcp_common.logs import FIELDS_ATTRIBUTE, configure_logging
 from mcp_common.metrics import startup_document
@@ -27,16 +29,14 @@ def serve(spec: ServiceSpec) -> None:
     # Start-up builds hundreds of thousands of objects that live as long as the process;
     # letting the cyclic collector scan them again and again while they are being built is
     # wasted cold-start time. Collection resumes once the app exists.
-    gc.disable()
-    try:
+    with long_lived_heap():
         app, settings = _build(spec)
-    finally:
-        # What exists now lives as long as the process: keep it out of every future
-        # collection, and collect the young generation less often (per-request garbage is
-        # freed by reference counting), which lowers per-request CPU on the warm path.
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 100)
-        gc.enable()
+    run_app(app, settings, lambda: _log_ready(spec, app, settings))
+
+
+def run_app(app: Any, settings: AppSettings, on_ready: Callable[[], None] | None = None) -> None:
+    """Serve `app` with uvicorn as every process of the fleet is served (a service, the front
+    door): a deadline on every request's head, no access log, `on_ready` once listening."""
     import uvicorn
 
     from mcp_common.hardening import bounded_h11_protocol
@@ -56,10 +56,32 @@ def serve(spec: ServiceSpec) -> None:
     class ReadyServer(uvicorn.Server):
         async def startup(self, sockets: list | None = None) -> None:
             await super().startup(sockets=sockets)
-            if self.started:  # listening: the readiness check can succeed from now on
-                _log_ready(spec, app, settings)
+            if self.started and on_ready is not None:  # listening: readiness can succeed
+                on_ready()
 
     ReadyServer(config).run()
+
+
+@contextlib.contextmanager
+def long_lived_heap() -> Iterator[None]:
+    """Build what lives as long as the process inside this block: no cyclic collection while
+    it is built, then frozen out of every future collection, and the young generation
+    collected less often (per-request garbage is freed by reference counting)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
+        gc.enable()
+
+
+def invalid_configuration(error: Exception) -> NoReturn:
+    """Stop a process whose settings are invalid: one CRITICAL line naming the variables,
+    never their values (which may hold key material), and exit status 2."""
+    configure_logging("INFO")
+    logging.getLogger(__name__).critical("invalid configuration: %s", _summary(error))
+    raise SystemExit(2) from None
 
 
 def process_age() -> float:
@@ -112,9 +134,7 @@ def _build(spec: ServiceSpec) -> tuple[Starlette, AppSettings]:
             spec.settings()
     except ValidationError as exc:
         # A misconfigured service must not start (and must not start open): say why, exit.
-        configure_logging("INFO")
-        logging.getLogger(__name__).critical("invalid configuration: %s", _summary(exc))
-        raise SystemExit(2) from None
+        invalid_configuration(exc)
     from mcp_common.app import create_app  # fastmcp: imported once the settings are valid
     from mcp_common.discovery import ToolDiscoveryError
 

@@ -7,12 +7,14 @@ fastmcp's BM25 search transform (a search tool and a call tool, whatever the fle
 - **A catalog, not a fetch.** The tool list comes from a catalog built from the services' own
   discovery (`fleet dev` builds it in-process; `fleet build --frontdoor` writes it at `sam
   build`), so listing never calls a service.
-- **Calls go to the service.** A call is forwarded as one stateless `tools/call`, with the
-  caller's own credential, protocol version and trace header: the service authenticates it
-  as it would a direct call, so the front door grants nothing a direct call would not.
+- **Calls go to the service.** A `tools/call` is forwarded as the caller sent it (only the
+  tool's name becomes the service's), with the caller's own credential, protocol version
+  and trace header, and the service's answer comes back as it answers (_Forward): the
+  service authenticates the call as it would a direct one, so the front door grants nothing
+  a direct call would not, and a tool error, a JSON-RPC error or a 401/403 keeps its meaning.
   Deployed, it invokes the service's `serving` alias directly (LambdaUpstream); locally it
-  posts to `<service>/mcp` (HttpUpstream). A streaming service's progress is relayed;
-  cancelling the call drops the upstream stream.
+  posts to `<service>/mcp` (HttpUpstream). A streaming service's progress passes through
+  under the caller's own token; a caller that leaves or cancels stops the forward.
 - **Each caller sees what it may call.** The caller's credential is checked against every
   service with the same authenticators the services use (mcp_common.auth): a key for `math`
   lists math's tools only, a token the services its scopes and groups name; calling a tool of
@@ -23,6 +25,8 @@ fastmcp's BM25 search transform (a search tool and a call tool, whatever the fle
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -42,6 +46,7 @@ from mcp_common.auth import (
     public_base_url,
     request_credential,
 )
+from mcp_common.hardening import STATELESS_REVISIONS
 from mcp_common.settings import AppSettings, AuthSettings, running_in_lambda
 
 logger = logging.getLogger(__name__)
@@ -77,20 +82,30 @@ def _request_headers(message: dict[str, Any], headers: Mapping[str, str]) -> dic
     """The headers of a forwarded tools/call: the caller's (FORWARDED_HEADERS), and what the
     message itself says (the 2026-07-28 revision routes on mcp-method and mcp-name)."""
     return {
-        **headers,
         "content-type": "application/json",
         "accept": "application/json, text/event-stream",
+        **headers,
         "mcp-method": message["method"],
         "mcp-name": message["params"]["name"],
     }
 
 
-class Upstream(Protocol):
-    """How a call reaches a service: its messages (notifications, then the response)."""
+@dataclass
+class Answer:
+    """A service's HTTP answer to a forwarded call: status, headers (lower-case names) and
+    the body as it comes (a streaming service's events as they happen)."""
 
-    def call(
-        self, service: str, message: dict[str, Any], headers: Mapping[str, str]
-    ) -> AsyncIterator[dict[str, Any]]: ...
+    status: int
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+
+
+class Upstream(Protocol):
+    """How a call reaches a service: one POST to its MCP endpoint, answered as it answers."""
+
+    def forward(
+        self, service: str, body: bytes, headers: Mapping[str, str]
+    ) -> contextlib.AbstractAsyncContextManager[Answer]: ...
 
 
 class HttpUpstream:
@@ -100,28 +115,16 @@ class HttpUpstream:
         self.client = client
         self.base_url = base_url.rstrip("/")
 
-    async def call(
-        self, service: str, message: dict[str, Any], headers: Mapping[str, str]
-    ) -> AsyncIterator[dict[str, Any]]:
+    @contextlib.asynccontextmanager
+    async def forward(
+        self, service: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[Answer]:
         # The upstream's own Host (the URL's), not the caller's.
-        request_headers = {
-            k: v for k, v in _request_headers(message, headers).items() if k != "host"
-        }
+        sent = {name: value for name, value in headers.items() if name != "host"}
         url = f"{self.base_url}/{service}/mcp"
-        async with self.client.stream(
-            "POST", url, content=json.dumps(message), headers=request_headers
-        ) as response:
-            if response.status_code in (401, 403):
-                detail = (await response.aread()).decode(errors="replace")[:300]
-                raise Refused(response.status_code, detail)
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
-                async for line in response.aiter_lines():
-                    if line.startswith("data:") and line[5:].strip():
-                        yield json.loads(line[5:])
-                return
-            body = await response.aread()
-            if body.strip():
-                yield json.loads(body)
+        async with self.client.stream("POST", url, content=body, headers=sent) as response:
+            received = {name.lower(): value for name, value in response.headers.items()}
+            yield Answer(response.status_code, received, response.aiter_bytes())
 
 
 class LambdaUpstream:
@@ -160,20 +163,19 @@ class LambdaUpstream:
             self._client = boto3.client("lambda", config=config)
         return self._client
 
-    def event(self, service: str, message: dict[str, Any], headers: Mapping[str, str]) -> dict:
-        """The REST API proxy event API Gateway would send for POST /<service>/mcp."""
+    def event(self, service: str, body: bytes, headers: Mapping[str, str]) -> dict:
+        """The REST API proxy event API Gateway would send for POST /<service>/mcp, with the
+        caller's Host: the API's (or the fleet's domain), which the service accepts as it
+        accepts a direct call's (MCP_ALLOWED_HOSTS)."""
         import uuid
 
-        # The caller's Host: the API's (or the fleet's domain), which the service accepts as
-        # it accepts a direct call's (MCP_ALLOWED_HOSTS).
-        all_headers = _request_headers(message, headers)
         path = f"/{service}/mcp"
         return {
             "resource": f"/{service}/{{proxy+}}",
             "path": path,
             "httpMethod": "POST",
-            "headers": all_headers,
-            "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
+            "headers": dict(headers),
+            "multiValueHeaders": {name: [value] for name, value in headers.items()},
             "queryStringParameters": None,
             "multiValueQueryStringParameters": None,
             "pathParameters": {"proxy": "mcp"},
@@ -185,40 +187,49 @@ class LambdaUpstream:
                 "stage": "frontdoor",
                 "identity": {"sourceIp": "127.0.0.1"},
             },
-            "body": json.dumps(message),
+            "body": body.decode(),
             "isBase64Encoded": False,
         }
 
-    async def call(
-        self, service: str, message: dict[str, Any], headers: Mapping[str, str]
-    ) -> AsyncIterator[dict[str, Any]]:
+    @contextlib.asynccontextmanager
+    async def forward(
+        self, service: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[Answer]:
         function = f"{self.stack}-{service}"
-        payload = json.dumps(self.event(service, message, headers)).encode()
+        payload = json.dumps(self.event(service, body, headers)).encode()
         if service not in self.streaming:
             answer = await asyncio.to_thread(
-                self._lambda().invoke,
-                FunctionName=function,
-                Qualifier=self.ALIAS,
-                Payload=payload,
+                self._lambda().invoke, FunctionName=function, Qualifier=self.ALIAS, Payload=payload
             )
             response = json.loads(answer["Payload"].read() or b"{}")
-            status = int(response.get("statusCode", 502))
-            body = response.get("body") or ""
-            if response.get("isBase64Encoded"):
-                import base64
-
-                body = base64.b64decode(body).decode()
-            if status in (401, 403):
-                raise Refused(status, body[:300])
-            for reply in _messages(body, response.get("headers") or {}):
-                yield reply
+            if answer.get("FunctionError"):
+                raise UpstreamFailed(f"the function failed ({answer['FunctionError']})")
+            text = response.get("body") or ""
+            content = base64.b64decode(text) if response.get("isBase64Encoded") else text.encode()
+            received = {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+            yield Answer(int(response.get("statusCode", 502)), received, _once(content))
             return
-        async for reply in self._stream(function, payload):
-            yield reply
+        chunks = self._chunks(function, payload)
+        try:
+            buffer = b""
+            async for chunk in chunks:
+                buffer += chunk
+                if PRELUDE_END in buffer:
+                    break
+            else:
+                raise UpstreamFailed("the stream ended before its status and headers")
+            head, rest = buffer.split(PRELUDE_END, 1)
+            prelude = json.loads(head or b"{}")
+            received = {k.lower(): str(v) for k, v in (prelude.get("headers") or {}).items()}
+            status = int(prelude.get("statusCode", 200))
+            yield Answer(status, received, _then(rest, chunks))
+        finally:
+            await chunks.aclose()
 
-    async def _stream(self, function: str, payload: bytes) -> AsyncIterator[dict[str, Any]]:
-        """InvokeWithResponseStream, read in a thread: the Web Adapter's prelude (status and
-        headers as JSON, then eight NUL bytes), then the body's server-sent events as they come."""
+    async def _chunks(self, function: str, payload: bytes) -> AsyncIterator[bytes]:
+        """InvokeWithResponseStream's payload chunks as they come, read in a thread: the Web
+        Adapter's prelude (status and headers as JSON, then eight NUL bytes), then the body.
+        Closing it (a cancelled call) stops the reading."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
         stop = threading.Event()
@@ -239,38 +250,59 @@ class LambdaUpstream:
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
 
         reader = asyncio.create_task(asyncio.to_thread(read))
-        buffer, prelude = b"", None
         try:
-            while True:
-                chunk = await queue.get()
-                if chunk is None:
-                    break
+            while (chunk := await queue.get()) is not None:
                 if isinstance(chunk, BaseException):
                     raise chunk
-                buffer = (buffer + chunk).replace(b"\r\n", b"\n")  # SSE may end lines with CRLF
-                if prelude is None:
-                    if PRELUDE_END not in buffer:
-                        continue
-                    head, buffer = buffer.split(PRELUDE_END, 1)
-                    prelude = json.loads(head or b"{}")
-                    status = int(prelude.get("statusCode", 200))
-                    if status in (401, 403):
-                        raise Refused(status, buffer.decode(errors="replace")[:300])
-                while b"\n\n" in buffer:
-                    block, buffer = buffer.split(b"\n\n", 1)
-                    for reply in _messages(block.decode(), {"content-type": "text/event-stream"}):
-                        yield reply
-            if prelude is not None and buffer.strip():
-                headers = prelude.get("headers") or {}
-                for reply in _messages(buffer.decode(), headers):
-                    yield reply
+                yield chunk
         finally:
             stop.set()  # a cancelled call: the thread stops reading (the stream is dropped)
             reader.cancel()
 
 
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
 PRELUDE_END = b"\x00" * 8
 """What ends the Web Adapter's response-stream prelude (Lambda's HTTP integration format)."""
+
+
+class UpstreamFailed(Exception):
+    """The service's function failed, or its answer was not HTTP as the adapter writes it."""
+
+
+async def call_service(
+    upstream: Upstream, service: str, message: dict[str, Any], headers: Mapping[str, str]
+) -> AsyncIterator[dict[str, Any]]:
+    """One tools/call to a service, its JSON-RPC messages as they come (progress, then the
+    response): for a call the front door makes itself (search's call tool)."""
+    body = json.dumps(message).encode()
+    async with upstream.forward(service, body, _request_headers(message, headers)) as answer:
+        if answer.status in (401, 403):
+            detail = b"".join([chunk async for chunk in answer.body]).decode(errors="replace")
+            raise Refused(answer.status, detail[:300])
+        if not answer.headers.get("content-type", "").startswith("text/event-stream"):
+            content = b"".join([chunk async for chunk in answer.body]).decode()
+            for reply in _messages(content, answer.headers):
+                yield reply
+            return
+        buffer = b""
+        async for chunk in answer.body:
+            buffer = (buffer + chunk).replace(b"\r\n", b"\n")  # SSE may end lines with CRLF
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                for reply in _messages(block.decode(), {"content-type": "text/event-stream"}):
+                    yield reply
+        for reply in _messages(buffer.decode(), {"content-type": "text/event-stream"}):
+            yield reply
 
 
 def _messages(body: str, headers: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -328,7 +360,7 @@ def _forwarded_tool(
                 message["params"]["_meta"] = meta
             try:
                 async with asyncio.timeout(deadline):
-                    async for reply in upstream.call(service, message, _headers.get()):
+                    async for reply in call_service(upstream, service, message, _headers.get()):
                         if reply.get("method") == "notifications/progress" and token is not None:
                             params = reply.get("params") or {}
                             await context.report_progress(
@@ -594,6 +626,185 @@ class _Edge:
             _headers.reset(headers_token)
 
 
+RELAYED_HEADERS = frozenset({"content-type", "cache-control", "www-authenticate", "retry-after"})
+"""What the caller receives of a service's answer headers (the body's framing is the front
+door's own: its length or chunks)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a front-door tool name leads: its service, its name there, how long to wait."""
+
+    service: str
+    tool: str
+    deadline: float
+
+
+def routes(catalog: Mapping[str, Any]) -> dict[str, Route]:
+    """{front-door tool name: Route} over the catalog."""
+    return {
+        tool_name(service, definition["name"]): Route(
+            service, definition["name"], service_deadline(entry)
+        )
+        for service, entry in catalog.items()
+        for definition in entry.get("tools", [])
+    }
+
+
+class _Forward:
+    """ASGI: a `tools/call` of a service's tool the caller may call goes to the service as the
+    caller sent it (only the tool's name becomes the service's), and the service's answer comes
+    back as it answers: its status, its JSON or its events (progress under the caller's own
+    token) as they come, a refusal as its 401/403. No MCP session, no parse of the answer: the
+    front door's cost on the warm path is its edge and one hop. Anything else (initialize,
+    tools/list, a tool the caller may not call) is the MCP layer's.
+
+    It runs inside the edge's guard (RequestGuardMiddleware): the body is bounded and its
+    envelope valid, the caller's calls in flight are counted, and its own
+    `notifications/cancelled` cancels the forward (the service sees its caller leave)."""
+
+    def __init__(self, app: Any, catalog: Mapping[str, Any], upstream: Upstream) -> None:
+        self.app = app
+        self.routes = routes(catalog)
+        self.upstream = upstream
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/mcp":
+            await self.app(scope, receive, send)
+            return
+        from mcp_common.hardening import replay_body
+
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        route, call = self._route(body, scope)
+        if route is None or call is None:
+            await self.app(scope, replay_body(body, receive), send)
+            return
+        await self._forward(scope, receive, send, route, call)
+
+    def _route(
+        self, body: bytes, scope: dict[str, Any]
+    ) -> tuple[Route | None, dict[str, Any] | None]:
+        """The route of a tools/call (with an id) of a tool the caller may call, its headers
+        saying what its body says, else None (the MCP layer answers, a 400 included)."""
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return None, None
+        if not isinstance(message, dict) or message.get("method") != "tools/call":
+            return None, None
+        params = message.get("params")
+        if "id" not in message or not isinstance(params, dict):
+            return None, None
+        route = self.routes.get(params.get("name"))  # type: ignore[arg-type]
+        if not _headers_agree(scope, params.get("name")):
+            return None, None
+        allowed = _allowed.get()
+        if route is None or (allowed is not None and route.service not in allowed):
+            return None, None  # the MCP layer answers "unknown tool", as for any other name
+        return route, {**message, "params": {**params, "name": route.tool}}
+
+    async def _forward(
+        self, scope: dict[str, Any], receive: Any, send: Any, route: Route, call: dict[str, Any]
+    ) -> None:
+        from mcp_common.hardening import tool_error_response
+        from mcp_common.streaming import current_call
+
+        accept = next((v for k, v in scope["headers"] if k == b"accept"), b"").decode("latin-1")
+        headers = {**_request_headers(call, _headers.get()), "accept": accept}
+        started = False
+
+        async def relay() -> None:
+            nonlocal started
+            body = json.dumps(call).encode()
+            async with self.upstream.forward(route.service, body, headers) as answer:
+                relayed = [
+                    (name.encode("latin-1"), value.encode("latin-1"))
+                    for name, value in answer.headers.items()
+                    if name in RELAYED_HEADERS
+                ]
+                await send(
+                    {"type": "http.response.start", "status": answer.status, "headers": relayed}
+                )
+                started = True
+                async for chunk in answer.body:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def answer_instead(text: str) -> None:
+            if started:  # the answer has begun: end it where it is
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await tool_error_response(scope, call["id"], text)(scope, _nothing, send)
+
+        task = asyncio.ensure_future(relay())
+        gone = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(lambda _: task.cancel())  # the caller left: so does the call
+        in_flight = current_call()
+        if in_flight is not None:
+            in_flight.task = task  # the caller's notifications/cancelled cancels it
+            if in_flight.cancelled_by_client:
+                task.cancel()
+        try:
+            async with asyncio.timeout(route.deadline):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            await answer_instead(
+                f"service {route.service!r} did not answer within {route.deadline:g} s; try again"
+            )
+        except asyncio.CancelledError:
+            task.cancel()
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+            if gone.done():
+                return  # the caller left: nobody to answer
+            if in_flight is not None and in_flight.cancelled_by_client:
+                await answer_instead("the call was cancelled by the client")
+                return
+            raise
+        except Exception as failure:  # noqa: BLE001 - unreachable, or not an answer
+            logger.warning(
+                "front door: service %r failed the call: %s", route.service, type(failure).__name__
+            )
+            await answer_instead(
+                f"service {route.service!r} could not be reached ({type(failure).__name__})"
+            )
+        finally:
+            gone.cancel()
+
+
+def _headers_agree(scope: dict[str, Any], name: object) -> bool:
+    """The request's Mcp-Method and Mcp-Name say what its body says (the 2026-07-28 revision
+    requires both; an earlier one that sends them must not contradict its body)."""
+    headers = {
+        k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"mcp-method", b"mcp-name")
+    }
+    version = next((v for k, v in scope["headers"] if k == b"mcp-protocol-version"), b"")
+    if version.decode("latin-1") in STATELESS_REVISIONS and len(headers) < 2:
+        return False
+    return (
+        headers.get(b"mcp-method", "tools/call") == "tools/call"
+        and headers.get(b"mcp-name", name) == name
+    )
+
+
+async def _disconnected(receive: Any) -> None:
+    """Return once the caller has gone (its whole body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _nothing() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
 def frontdoor_app(
     catalog: Mapping[str, Any], upstream: Upstream, settings: AppSettings, search: bool = False
 ) -> Any:
@@ -627,6 +838,8 @@ def frontdoor_app(
         ),
         StarletteMiddleware(JsonAnswersMiddleware, mcp_path="/mcp"),
     ]
+    if not search:  # search mode's only tools are its own: its calls go through the MCP layer
+        middleware.insert(2, StarletteMiddleware(_Forward, catalog=catalog, upstream=upstream))
     return server.http_app(
         path="/mcp", stateless_http=True, json_response=False, middleware=middleware
     )
@@ -673,41 +886,39 @@ def fleet_app(catalog: Mapping[str, Any], upstream: Upstream, settings: Any) -> 
 
 
 def main() -> None:
-    """`python -m mcp_common.frontdoor` (its run.sh): serve the fleet on $PORT. In Lambda
-    (MCP_FRONTDOOR_STACK) calls go to the services' functions; elsewhere to the services at
-    MCP_FRONTDOOR_UPSTREAM (their run.sh, or fleet dev)."""
-    import uvicorn
+    """`python -m mcp_common.frontdoor` (its run.sh): serve the fleet on $PORT, as a service
+    is served (mcp_common.entrypoint). In Lambda (MCP_FRONTDOOR_STACK) calls go to the
+    services' functions; elsewhere to the services at MCP_FRONTDOOR_UPSTREAM."""
+    from pydantic import ValidationError
 
+    from mcp_common.entrypoint import invalid_configuration, long_lived_heap, run_app
     from mcp_common.logs import configure_logging
     from mcp_common.settings import FrontDoorSettings
 
-    settings, door = AppSettings(), FrontDoorSettings()
-    configure_logging(settings.runtime.log_level)
-    catalog = load_catalog(door.catalog)
-    # Each call has its service's deadline (service_deadline); the clients wait no longer.
-    longest = max((service_deadline(entry) for entry in catalog.values()), default=0.0)
-    if door.stack:
-        streaming = {name for name, entry in catalog.items() if entry.get("streaming")}
-        upstream: Upstream = LambdaUpstream(
-            door.stack,
-            streaming,
-            connect_timeout=door.connect_timeout_seconds,
-            read_timeout=longest,
-        )
-    else:
-        import httpx2 as httpx
+    try:
+        settings, door = AppSettings(), FrontDoorSettings()
+    except ValidationError as exc:
+        invalid_configuration(exc)
+    configure_logging(settings.runtime.log_level, settings.runtime.log_format)
+    with long_lived_heap():
+        catalog = load_catalog(door.catalog)
+        # Each call waits its service's deadline (service_deadline); the clients no longer.
+        longest = max((service_deadline(entry) for entry in catalog.values()), default=0.0)
+        if door.stack:
+            streaming = {name for name, entry in catalog.items() if entry.get("streaming")}
+            upstream: Upstream = LambdaUpstream(
+                door.stack,
+                streaming,
+                connect_timeout=door.connect_timeout_seconds,
+                read_timeout=longest,
+            )
+        else:
+            import httpx2 as httpx
 
-        timeout = httpx.Timeout(longest, connect=door.connect_timeout_seconds)
-        upstream = HttpUpstream(httpx.AsyncClient(timeout=timeout), door.upstream)
-    uvicorn.run(
-        fleet_app(catalog, upstream, settings),
-        host=settings.runtime.bind_host(),
-        port=settings.runtime.port,
-        log_config=None,
-        access_log=False,
-        ws="none",
-        lifespan="on",
-    )
+            timeout = httpx.Timeout(longest, connect=door.connect_timeout_seconds)
+            upstream = HttpUpstream(httpx.AsyncClient(timeout=timeout), door.upstream)
+        app = fleet_app(catalog, upstream, settings)
+    run_app(app, settings)
 
 
 if __name__ == "__main__":

@@ -343,7 +343,7 @@ class RequestGuardMiddleware:
         if message is untrusted.UNPARSEABLE:
             if record is not None:
                 record.error = "request body is not JSON"
-            await self.app(scope, _replay(body, receive), send)  # the library answers -32700
+            await self.app(scope, replay_body(body, receive), send)  # the library answers -32700
             return
         problem = _envelope_problem(message)
         if problem is not None:
@@ -378,10 +378,10 @@ class RequestGuardMiddleware:
                     with calls.track(message["id"], session) as call:
                         silent = _silent_after_cancel(call, send)
                         bounded = _write_deadline(silent, self.write_timeout_seconds, call)
-                        await self.app(scope, _replay(body, receive), bounded)
+                        await self.app(scope, replay_body(body, receive), bounded)
                 else:
                     await self._call_with_deadline(
-                        scope, _replay(body, receive), send, message["id"], tool
+                        scope, replay_body(body, receive), send, message["id"], tool
                     )
             finally:
                 left = self._in_flight[principal] - 1
@@ -392,7 +392,7 @@ class RequestGuardMiddleware:
         else:
             if method == "notifications/cancelled" and calls is not None:
                 calls.cancel(message.get("params"), _header(scope, b"mcp-session-id"))
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
 
     async def _too_many(
         self, scope: Scope, receive: Receive, send: Send, request_id: Any, record: object
@@ -630,7 +630,8 @@ def _tool_name(message: dict[str, Any]) -> object:
     return params.get("name") if isinstance(params, dict) else None
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """`receive` for an app after the body was read: the body once, then what follows."""
     sent = False
 
     async def replay() -> Message:

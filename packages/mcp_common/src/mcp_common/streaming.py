@@ -64,6 +64,11 @@ class InFlightCall:
 _current_call: ContextVar[InFlightCall | None] = ContextVar("mcp_streamed_call", default=None)
 
 
+def current_call() -> InFlightCall | None:
+    """The tools/call this request serves, registered by the edge (None outside one)."""
+    return _current_call.get()
+
+
 def _key(principal: str, request_id: object, session: str = "") -> tuple[str, str, str]:
     """Ids compare as JSON values: 7 and "7" are different requests."""
     return principal, session, json.dumps(request_id, sort_keys=True)
