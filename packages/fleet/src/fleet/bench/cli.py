@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             extra["scale"] = measure_scale(root, work, log)
         inputs = _cost_inputs(ours, first_calls, log)
         extra["cost"] = cost.report(inputs)
-        if not args.no_front_door:
+        if not (args.no_warm or args.no_front_door):  # a warm measurement too
             from fleet.bench import frontdoor
 
             door = frontdoor.measure_front_door(
@@ -142,7 +142,7 @@ def add_parser(commands: Any) -> None:
     bench.add_argument(
         "--no-front-door",
         action="store_true",
-        help="skip the warm call through the front door against the direct one",
+        help="skip the warm call through the front door against the direct one (--no-warm does)",
     )
     bench.add_argument("--no-sizes", action="store_true", help="skip sizes and build times")
     bench.add_argument("--no-cold-build", action="store_true", help="skip the empty-cache build")

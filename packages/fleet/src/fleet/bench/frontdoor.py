@@ -59,7 +59,7 @@ def measure_front_door(
     root: Path,
     work: Path,
     service: Any,
-    layers: Path,
+    layers: Path | None,
     runs: int,
     requests: int,
     seconds: float,
@@ -75,10 +75,11 @@ def measure_front_door(
     service_port, door_port = free_port(), free_port()
     door_env = {
         **service.env,
-        "FLEET_LAYERS_DIR": str(layers),
         "MCP_FRONTDOOR_UPSTREAM": f"http://127.0.0.1:{service_port}",
         "PORT": str(door_port),
     }
+    if layers is not None:  # the shared layers, as Lambda lays them out (else the interpreter's)
+        door_env["FLEET_LAYERS_DIR"] = str(layers)
     with (
         spawned(service.command, {**service.env, "PORT": str(service_port)}, cpu=cpu),
         spawned([str(out / "run.sh")], door_env, cpu=cpu),
