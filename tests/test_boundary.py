@@ -260,7 +260,13 @@ def test_only_the_front_door_may_invoke_and_only_serving_aliases(boundary):
         assert not permitted([everything, front_door], action, SERVING, context(FRONT_DOOR_TAGS))
     # Every service's key record (hashes), to list what a key may call; nothing else of theirs.
     record = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/mcp-fleet/mcp/api-keys/memory"
-    assert permitted([everything, front_door], "ssm:GetParameter", record, context(FRONT_DOOR_TAGS))
-    assert not permitted([everything, weather], "ssm:GetParameter", record, context(WEATHER_TAGS))
+    for read in ("ssm:GetParameter", "ssm:GetParameters"):  # one, or ten a call
+        assert permitted([everything, front_door], read, record, context(FRONT_DOOR_TAGS))
+        assert not permitted([everything, weather], read, record, context(WEATHER_TAGS))
+    # By path is authorized on the path, not on each record it returns: never allowed.
+    prefix = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/mcp-fleet/mcp/api-keys"
+    assert not permitted(
+        [everything, front_door], "ssm:GetParametersByPath", prefix, context(FRONT_DOOR_TAGS)
+    )
     assert not permitted([everything, front_door], "ssm:PutParameter", record)
     assert not permitted([everything, front_door], "dynamodb:Query", MEMORY_TABLE)

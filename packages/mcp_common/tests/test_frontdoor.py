@@ -313,3 +313,49 @@ async def test_a_credential_the_service_refuses_stays_its_refusal(service):
             )
     assert answer.status_code == 401, answer.text
     assert "invalid_token" in answer.headers["www-authenticate"]
+
+
+def test_with_key_records_per_service_in_ssm_each_services_own_decide_read_ten_a_call():
+    """Deployed, each service's records are its own SSM parameter (`<prefix>/<service>`): a
+    record in one service's parameter reaches that service only, whatever it says. At fleet
+    size the front door reads them ten a call with one client (it made a client and a call
+    per service: 200 of each at 200 services, against SSM's 40 calls a second)."""
+    import boto3
+
+    from fleet.testing import fake_aws
+    from mcp_common.frontdoor import Visibility
+
+    prefix = "/mcp-fleet/t/api-keys"
+    services = [f"svc{index:02d}" for index in range(25)]
+    everywhere = "mcpk_frontdoor_everywhere_0123456789"
+    one = "mcpk_frontdoor_one_0123456789"
+    with fake_aws():
+        ssm = boto3.client("ssm")
+        for service in services:
+            records = [{"name": "ops", "sha256": hash_key(everywhere), "services": ["*"]}]
+            if service == "svc03":
+                records.append({"name": "eve", "sha256": hash_key(one), "services": ["*"]})
+            value = json.dumps(records)
+            ssm.put_parameter(Name=f"{prefix}/{service}", Value=value, Type="SecureString")
+        calls: list[str] = []
+        boto3.DEFAULT_SESSION.events.register(
+            "before-call.ssm", lambda model, **_: calls.append(model.name)
+        )
+        settings = app_settings(MCP_AUTH="api_key", MCP_API_KEYS_SSM_PREFIX=prefix).auth
+        visibility = Visibility(services, settings)
+
+        async def callers() -> tuple[Any, Any, Any]:
+            return (
+                await visibility.caller(one),
+                await visibility.caller(everywhere),
+                await visibility.caller("mcpk_nobody_0123456789"),
+            )
+
+        only_one, everyone, nobody = asyncio.run(callers())
+    assert only_one.services == {"svc03"}
+    assert only_one.principal == "eve"
+    assert everyone.services == set(services)
+    assert nobody.services == frozenset()
+    assert nobody.refusal is not None
+    assert nobody.refusal.status == 401
+    assert calls == ["GetParameters"] * 3  # 25 parameters, ten a call, read once for all

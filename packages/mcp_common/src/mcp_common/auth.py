@@ -19,13 +19,16 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_common.logs import INTERNAL_SCOPE_KEY, current_request, json_header
 from mcp_common.settings import AuthSettings, running_in_lambda
+
+if TYPE_CHECKING:
+    from mcp_common.apikeys import KeySource
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +200,12 @@ class JwtAuthenticator:
         return None  # stale keys are re-fetched by the next request, within their budget
 
 
-def build_authenticator(settings: AuthSettings, service: str) -> Authenticator:
+def build_authenticator(
+    settings: AuthSettings, service: str, source: KeySource | None = None
+) -> Authenticator:
     """The authenticator for the configured mode; in api_key mode the first key read starts
-    now and is waited on for a bounded time only."""
+    now (from `source`, else the settings' key source) and is waited on for a bounded time
+    only."""
     mode = settings.effective_mode
     if mode == "none":
         return OpenAuthenticator()
@@ -207,7 +213,7 @@ def build_authenticator(settings: AuthSettings, service: str) -> Authenticator:
         from mcp_common.apikeys import ApiKeyStore, key_source
 
         store = ApiKeyStore(
-            key_source(settings),
+            source or key_source(settings),
             ttl=settings.api_keys_ttl_seconds,
             max_stale=settings.api_keys_max_stale_seconds,
             wait=settings.wait_seconds,

@@ -446,31 +446,38 @@ class Visibility:
     """Which services a credential may call, checked as each service checks it, cached
     briefly by the credential's digest (a revocation shows within VISIBILITY_TTL_SECONDS).
 
-    Each service's authenticator is built on first need, in parallel: with key records per
-    service in SSM (MCP_API_KEYS_SSM_PREFIX, `<prefix>/<service>`), each reads its own."""
+    One authenticator answers for every service (a token's issuer, or one set of key
+    records, is the fleet's), except with key records per service in SSM
+    (MCP_API_KEYS_SSM_PREFIX, `<prefix>/<service>`): then each service's own records decide,
+    read together for the whole fleet (SsmParameterBatch: ten parameters a call, one client).
+    Each is built once, on first need."""
 
     def __init__(self, services: list[str], settings: AuthSettings) -> None:
         self.services = services
         self.settings = settings
         self.open = settings.effective_mode == "none"
-        self._authenticators: dict[str, Any] = {}
+        self._authenticators: dict[str, asyncio.Future[Any]] = {}
         self._cache: dict[str, tuple[float, Caller]] = {}
+        prefix = settings.api_keys_ssm_prefix
+        self.per_service = settings.effective_mode == "api_key" and bool(prefix)
+        self._batch: Any = None
+        if self.per_service:
+            from mcp_common.apikeys import SsmParameterBatch
 
-    def _settings_for(self, service: str) -> AuthSettings:
-        prefix = self.settings.api_keys_ssm_prefix
-        if self.settings.effective_mode != "api_key" or not prefix:
-            return self.settings
-        return self.settings.model_copy(update={"api_keys_ssm_parameter": f"{prefix}/{service}"})
+            self._batch = SsmParameterBatch([f"{prefix}/{service}" for service in services])
 
     async def _authenticator(self, service: str) -> Any:
-        import asyncio
-
-        if service not in self._authenticators:
-            built = await asyncio.to_thread(
-                build_authenticator, self._settings_for(service), service
+        key = service if self.per_service else ""
+        building = self._authenticators.get(key)
+        if building is None:  # one build each, however many requests ask at once
+            source = None
+            if self.per_service:
+                source = self._batch.source(f"{self.settings.api_keys_ssm_prefix}/{service}")
+            building = asyncio.ensure_future(
+                asyncio.to_thread(build_authenticator, self.settings, service, source)
             )
-            self._authenticators.setdefault(service, built)
-        return self._authenticators[service]
+            self._authenticators[key] = building
+        return await asyncio.shield(building)
 
     async def caller(self, credential: str | None) -> Caller:
         """The services the credential may call and its principal there (the name each
