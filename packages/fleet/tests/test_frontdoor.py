@@ -371,3 +371,82 @@ async def test_smoke_checks_the_front_door_as_a_client_meets_it(fleet):
     strange = await check_front_door(base, EVERYTHING, names[1:])
     assert not strange.ok
     assert f"/mcp lists tools of {[names[0]]}" in strange.line()
+
+
+COGNITO = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_FRONTDOOR"
+PEOPLE, MACHINES = "people-client", "machine-client"
+
+
+@pytest.fixture(scope="module")
+def jwt_fleet(tmp_path_factory) -> Iterator[tuple[str, Any, Any]]:
+    """The fleet under `fleet dev` as the template wires it with Cognito (jwt mode, the
+    `mcp-fleet` resource server), and the issuer of its tokens."""
+    import os
+    from pathlib import Path
+
+    from fleet.testing import JwtIssuer
+
+    issuer = JwtIssuer(issuer=COGNITO, kid="frontdoor-key")
+    here = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        with serve(issuer.jwks_app()) as jwks:
+            settings = app_settings(
+                MCP_AUTH="jwt",
+                MCP_JWT_JWKS_URI=f"{jwks}/.well-known/jwks.json",
+                MCP_JWT_ISSUER=COGNITO,
+                MCP_JWT_AUDIENCE=f"{PEOPLE},{MACHINES}",
+                MCP_JWT_RESOURCE_SERVER="mcp-fleet",
+                MCP_PRIME="false",
+            )
+            with serve(build_fleet_app(SERVICES, settings)) as base:
+                yield base, build_fleet_app, issuer
+    finally:
+        os.chdir(here)
+
+
+async def test_a_token_sees_and_calls_the_services_its_scopes_and_groups_name(jwt_fleet):
+    """Issue 31: one sign-in. A person's token (scope mcp-fleet/services) reaches the services
+    its groups name, `all` every one; the machine client's (mcp-fleet/all) every one; a
+    per-service scope its service. Another service's tool is unknown to it."""
+    base, _, issuer = jwt_fleet
+    names = [folder.name for folder in SERVICES]
+
+    def bearer(token: str) -> Client:
+        transport = StreamableHttpTransport(f"{base}/mcp", auth=token)
+        return Client(transport)
+
+    async def services_listed(token: str) -> set[str]:
+        async with bearer(token) as door:
+            tools = await door.list_tools()
+        return {tool.meta["fleet"]["service"] for tool in tools}
+
+    def person(*groups: str) -> str:
+        return issuer.cognito_token(
+            PEOPLE, "mcp-fleet/services", **{"cognito:groups": list(groups)}
+        )
+
+    one = names[0]
+    assert await services_listed(person(one)) == {one}
+    assert await services_listed(person("all")) == set(names)
+    assert await services_listed(issuer.cognito_token(MACHINES, "mcp-fleet/all", sub=None)) == set(
+        names
+    )
+    assert await services_listed(issuer.cognito_token(PEOPLE, f"mcp-fleet/{one}")) == {one}
+    if len(names) > 1:
+        other = names[1]
+        async with bearer(person(one)) as door:
+            refused = await door.call_tool(f"{other}_anything", {}, raise_on_error=False)
+        assert refused.is_error
+        assert "Unknown tool" in refused.content[0].text
+    # A token that reaches no service is refused as a service refuses it (403: no scope).
+    import httpx2 as httpx
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "authorization": f"Bearer {person('nobody-group')}",
+    }
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{base}/mcp", json=body, headers=headers)
+    assert answer.status_code == 403, answer.text
