@@ -100,22 +100,7 @@ async def check_service(
                 part for part in (version, commit, function and f"v{function}") if part
             )
             result.passed.append("health")
-            denied = await http.post(f"{base}/{service}/mcp", json={})
-            if denied.status_code == 401:
-                challenge = denied.headers.get("www-authenticate", "")
-                found = re.search(r'resource_metadata="([^"]+)"', challenge)
-                if found is None:
-                    result.failed.append("401 without resource_metadata")
-                    return result
-                metadata = (await http.get(found[1])).json()
-                if not str(metadata.get("resource", "")).endswith(f"/{service}/mcp"):
-                    result.failed.append(f"RFC 9728 metadata names {metadata.get('resource')!r}")
-                    return result
-                result.passed.append("401 + metadata")
-            elif credential is None:
-                result.passed.append("open (no auth)")
-            else:
-                result.failed.append(f"no credential: HTTP {denied.status_code}, not 401")
+            if not await _challenge(http, base, f"/{service}/mcp", credential, result):
                 return result
         except (httpx.HTTPError, ValueError) as exc:
             result.failed.append(f"HTTP: {type(exc).__name__}: {exc}")
@@ -132,22 +117,55 @@ async def check_service(
                 )
                 return result
             result.passed.append(f"{len(tools)} tools")
-            chosen = _smoke_call(tools)
-            if chosen is None:
-                result.passed.append("no smoke call (no read-only tool without arguments)")
-                return result
-            name, arguments = chosen
-            started = time.perf_counter()
-            answer = await client.call_tool(name, arguments, raise_on_error=False)
-            if answer.is_error:
-                text = answer.content[0].text if answer.content else ""
-                result.failed.append(f"{name}: tool error: {text[:120]}")
-                return result
-            result.passed.append(f"{name} ok ({(time.perf_counter() - started) * 1000:.0f} ms)")
+            await _call_one(client, tools, result)
     except Exception as exc:  # noqa: BLE001 - any client failure is this service's failure
         said = await what_the_server_said(f"{base}/{service}/mcp", credential)
         result.failed.append(f"MCP: {said or f'{type(exc).__name__}: {str(exc)[:160]}'}")
     return result
+
+
+async def _challenge(
+    http: Any, base: str, path: str, credential: str | None, result: Result
+) -> bool:
+    """An unauthenticated POST gets the 401 that points to RFC 9728 metadata naming the
+    endpoint (or, without a credential to check, the endpoint is open); False on a failure."""
+    denied = await http.post(f"{base}{path}", json={})
+    if denied.status_code == 401:
+        found = re.search(
+            r'resource_metadata="([^"]+)"', denied.headers.get("www-authenticate", "")
+        )
+        if found is None:
+            result.failed.append("401 without resource_metadata")
+            return False
+        metadata = (await http.get(found[1])).json()
+        if not str(metadata.get("resource", "")).endswith(path):
+            result.failed.append(f"RFC 9728 metadata names {metadata.get('resource')!r}")
+            return False
+        result.passed.append("401 + metadata")
+        return True
+    if credential is None:
+        result.passed.append("open (no auth)")
+        return True
+    result.failed.append(f"no credential: HTTP {denied.status_code}, not 401")
+    return False
+
+
+async def _call_one(client: Any, tools: list[Any], result: Result) -> bool:
+    """Call the smoke tool of `tools` (a declared example, or a read-only tool without
+    arguments); False when it answered a tool error."""
+    chosen = _smoke_call(tools)
+    if chosen is None:
+        result.passed.append("no smoke call (no read-only tool without arguments)")
+        return True
+    name, arguments = chosen
+    started = time.perf_counter()
+    answer = await client.call_tool(name, arguments, raise_on_error=False)
+    if answer.is_error:
+        text = answer.content[0].text if answer.content else ""
+        result.failed.append(f"{name}: tool error: {text[:120]}")
+        return False
+    result.passed.append(f"{name} ok ({(time.perf_counter() - started) * 1000:.0f} ms)")
+    return True
 
 
 async def what_the_server_said(url: str, credential: str | None) -> str | None:
@@ -209,19 +227,7 @@ async def check_front_door(base: str, credential: str | None, services: list[str
     result = Result(FRONT_DOOR)
     async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as http:
         try:
-            denied = await http.post(f"{base}/mcp", json={})
-            if denied.status_code == 401:
-                challenge = denied.headers.get("www-authenticate", "")
-                found = re.search(r'resource_metadata="([^"]+)"', challenge)
-                metadata = (await http.get(found[1])).json() if found else {}
-                if not str(metadata.get("resource", "")).endswith("/mcp"):
-                    result.failed.append(f"401 without its metadata: {challenge[:120]!r}")
-                    return result
-                result.passed.append("401 + metadata")
-            elif credential is None:
-                result.passed.append("open (no auth)")
-            else:
-                result.failed.append(f"no credential: HTTP {denied.status_code}, not 401")
+            if not await _challenge(http, base, "/mcp", credential, result):
                 return result
         except (httpx.HTTPError, ValueError) as exc:
             result.failed.append(f"HTTP: {type(exc).__name__}: {exc}")
@@ -236,15 +242,8 @@ async def check_front_door(base: str, credential: str | None, services: list[str
                 result.failed.append(f"/mcp lists tools of {sorted(map(str, strangers))}")
                 return result
             result.passed.append(f"{len(tools)} tools of {len(origins)} services")
-            chosen = _smoke_call(tools)
-            if chosen is not None:
-                name, arguments = chosen
-                answer = await client.call_tool(name, arguments, raise_on_error=False)
-                if answer.is_error:
-                    text = answer.content[0].text if answer.content else ""
-                    result.failed.append(f"{name}: tool error: {text[:120]}")
-                    return result
-                result.passed.append(f"{name} ok")
+            if not await _call_one(client, tools, result):
+                return result
         url = f"{base}/search/mcp"
         async with Client(url, auth=credential, timeout=TIMEOUT_SECONDS) as search:
             names = {tool.name for tool in await search.list_tools()}
