@@ -44,3 +44,9 @@ def test_outside_a_workspace_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("FLEET_ROOT", raising=False)
     assert main(["list"]) == 1
     assert "no uv workspace found" in capsys.readouterr().err
+
+
+def test_a_key_is_never_sent_in_clear_over_a_network(capsys):
+    assert main(["list", "--base-url", "http://fleet.example.com/prod", "--key", "k"]) == 1
+    said = capsys.readouterr().err
+    assert "not sending a key or token in clear to fleet.example.com" in said

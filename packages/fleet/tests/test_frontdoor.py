@@ -203,7 +203,13 @@ class AdapterStandIn:
         import io
 
         response = self._forward(**call, kind="invoke")
-        body = {"statusCode": response.status_code, "headers": dict(response.headers)}
+        # As the Web Adapter answers a REST API: every header in multiValueHeaders, none in
+        # headers (an attacker's review: the front door read `headers` only, and relayed
+        # an answer without its content type).
+        multi: dict[str, list[str]] = {}
+        for name, value in response.headers.multi_items():
+            multi.setdefault(name, []).append(value)
+        body = {"statusCode": response.status_code, "headers": {}, "multiValueHeaders": multi}
         body["body"] = response.text
         return {"Payload": io.BytesIO(json.dumps(body).encode())}
 

@@ -362,3 +362,183 @@ def test_with_key_records_per_service_in_ssm_each_services_own_decide_read_ten_a
     assert nobody.refusal is not None
     assert nobody.refusal.status == 401
     assert calls == ["GetParameters"] * 3  # 25 parameters, ten a call, read once for all
+
+
+def small_bodies() -> Any:
+    return app_settings(MCP_AUTH="api_key", MCP_API_KEYS=RECORDS, MCP_MAX_BODY_BYTES="2048")
+
+
+async def test_the_search_endpoint_is_guarded_as_the_direct_one(service):
+    """Attack (an attacker's review): `/search/mcp` in the front door's own app (run.sh)
+    skipped the edge's guard, which matched `/mcp` only: no body bound, no calls-in-flight
+    share, no cancellation."""
+    from mcp_common.frontdoor import HttpUpstream, fleet_app
+
+    upstream = HttpUpstream(httpx.AsyncClient(timeout=10), service[0])
+    app = fleet_app({"streamer": {"tools": [DEFINITION]}}, upstream, small_bodies())
+    padding = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"x": "y" * 4096}}
+    with serve(app) as base:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for path in ("/mcp", "/search/mcp"):
+                answer = await http.post(
+                    f"{base}{path}", json=padding, headers={**MCP_HEADERS, "x-api-key": KEY}
+                )
+                assert answer.status_code == 413, (path, answer.text)
+        async with Client(
+            StreamableHttpTransport(f"{base}/search/mcp", headers={"x-api-key": KEY})
+        ) as search:
+            assert {tool.name for tool in await search.list_tools()} == {
+                "search_tools",
+                "call_tool",
+            }
+
+
+async def test_hostile_call_bodies_are_answered_not_a_500(door):
+    """Attack: a deeply nested body, or a tool name that is not a string, raised inside the
+    front door's forwarding (RecursionError, TypeError: a 500 and a traceback)."""
+    nested = b"[" * 5000
+    odd_name = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": []}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        headers = {**MCP_HEADERS, "x-api-key": KEY}
+        deep = await http.post(f"{door}/mcp", content=nested, headers=headers)
+        typed = await http.post(f"{door}/mcp", json=odd_name, headers=headers)
+    for answer in (deep, typed):
+        assert answer.status_code < 500, answer.text
+        assert "Traceback" not in answer.text
+
+
+class Breaks:
+    """An upstream whose stream begins (a progress event), then breaks (a dropped link)."""
+
+    @contextlib.asynccontextmanager
+    async def forward(
+        self, service: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[Any]:
+        from mcp_common.frontdoor import Answer
+
+        token = json.loads(body)["params"].get("_meta", {}).get("progressToken")
+
+        async def events() -> AsyncIterator[bytes]:
+            progress = {"progressToken": token, "progress": 1, "total": 2}
+            note = {"jsonrpc": "2.0", "method": "notifications/progress", "params": progress}
+            yield f"event: message\ndata: {json.dumps(note)}\n\n".encode()
+            raise ConnectionResetError("the link dropped")
+
+        yield Answer(200, {"content-type": "text/event-stream"}, events())
+
+
+async def test_a_stream_that_breaks_ends_with_a_tool_error_not_silence():
+    """Attack: once a streamed answer had begun, a broken upstream ended the stream with no
+    response, and the caller waited for one until its own timeout."""
+    from mcp_common.frontdoor import frontdoor_app
+
+    catalog = {"streamer": {"tools": [DEFINITION]}}
+    seen: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        seen.append(done)
+
+    with serve(frontdoor_app(catalog, Breaks(), SETTINGS)) as base:
+        transport = StreamableHttpTransport(f"{base}/mcp", headers={"x-api-key": KEY})
+        async with Client(transport, timeout=10) as mcp:
+            result = await mcp.call_tool(
+                "streamer_count", {"steps": 2}, progress_handler=on_progress, raise_on_error=False
+            )
+    assert seen == [1]
+    assert result.is_error
+    assert (
+        "service 'streamer' could not be reached (ConnectionResetError)" in result.content[0].text
+    )
+
+
+async def test_a_call_cancelled_before_its_answer_began_ends_cleanly(tmp_path_factory):
+    """Attack: a buffered service answers only at its end; cancelling the call before then
+    made the front door send a tool error whose body the cancel guard emptied: h11 refused
+    the short body, and the connection dropped with a traceback in the log."""
+    from mcp_common.app import create_app
+    from mcp_common.frontdoor import HttpUpstream, frontdoor_app
+
+    root = tmp_path_factory.mktemp("buffered_service")
+    sys.path.insert(0, str(root))
+    package = write_tools_package(root, "frontdoor_buffered_tools", {"tools": TOOLS})
+    importlib.import_module(f"{package}.tools")
+    buffered = app_settings(MCP_AUTH="api_key", MCP_API_KEYS=RECORDS)
+    service_app = create_app(ServiceSpec(name="buffered", tools_package=package), buffered)
+    definition = {**DEFINITION}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "buffered_count", "arguments": {"steps": 40, "delay": 0.05}},
+    }
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+    headers = {**MCP_HEADERS, "x-api-key": KEY}
+    with serve(service_app) as service_base:
+        upstream = HttpUpstream(httpx.AsyncClient(timeout=10), service_base)
+        catalog = {"buffered": {"tools": [definition]}}
+        with serve(frontdoor_app(catalog, upstream, SETTINGS)) as base:
+            async with httpx.AsyncClient(timeout=10) as http:
+                pending = asyncio.create_task(http.post(f"{base}/mcp", json=call, headers=headers))
+                await asyncio.sleep(0.3)
+                cancelled = await http.post(f"{base}/mcp", json=cancel, headers=headers)
+                answer = await pending
+    assert cancelled.status_code == 202
+    assert answer.status_code == 204, answer.text
+    assert answer.content == b""
+
+
+def test_a_forged_credential_costs_one_check_not_one_per_service(monkeypatch):
+    """Attack: with one authenticator for the fleet, an unknown credential was checked once
+    per service (at 200 services, 200 signature checks for each forged token)."""
+    from mcp_common.auth import ApiKeyAuthenticator
+    from mcp_common.frontdoor import Visibility
+
+    checks: list[str] = []
+    original = ApiKeyAuthenticator.authenticate
+
+    async def counted(self: Any, credential: str | None, service: str) -> str:
+        checks.append(service)
+        return await original(self, credential, service)
+
+    monkeypatch.setattr(ApiKeyAuthenticator, "authenticate", counted)
+    services = [f"svc{index:02d}" for index in range(50)]
+    visibility = Visibility(services, SETTINGS.auth)
+    forged = asyncio.run(visibility.caller("mcpk_forged_0123456789"))
+    assert forged.refusal is not None
+    assert forged.refusal.status == 401
+    assert len(checks) == 1
+    checks.clear()
+    known = asyncio.run(visibility.caller(KEY))
+    assert known.services == set(services)
+    assert len(checks) == len(services)
+
+
+def test_a_failed_batch_fails_its_own_services_and_is_shared_not_retried_by_each():
+    """An attacker's review: one failing GetParameters failed every service's read, and a
+    failure was not shared, so each of 200 stores retried the whole read in turn."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from mcp_common.apikeys import SsmParameterBatch
+
+    names = [f"/mcp-fleet/t/api-keys/s{index:02d}" for index in range(12)]
+    now = [100.0]
+    client = boto3.client(
+        "ssm", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    batch = SsmParameterBatch(names, clock=lambda: now[0], client=client)
+    with Stubber(client) as ssm:
+        ssm.add_client_error("get_parameters", service_error_code="ThrottlingException")
+        found = [{"Name": name, "Value": "[]", "Type": "SecureString"} for name in names[10:]]
+        ssm.add_response("get_parameters", {"Parameters": found})
+        assert batch.read(names[11]) == "[]"  # the second batch answered
+        for name in names[:10]:  # the first failed: its names say so, without a new call
+            with pytest.raises(Exception, match="ThrottlingException"):
+                batch.read(name)
+        ssm.assert_no_pending_responses()
+        now[0] += batch.COALESCE_SECONDS + 1  # past the window: read again, both batches
+        ssm.add_response("get_parameters", {"Parameters": [], "InvalidParameters": names[:10]})
+        ssm.add_response("get_parameters", {"Parameters": found})
+        with pytest.raises(LookupError, match="does not exist"):
+            batch.read(names[0])
+        assert batch.read(names[10]) == "[]"

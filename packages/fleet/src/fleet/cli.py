@@ -81,9 +81,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from fleet.catalog import deployed_catalog, fleet_catalog, render_table
 
     if args.base_url:
-        from fleet.smoke import credential, what_the_server_said
+        from fleet.smoke import credential, refuse_plain_http, what_the_server_said
 
         base, key = args.base_url.rstrip("/"), credential(args)
+        refuse_plain_http(base, key)
         try:
             catalog = asyncio.run(deployed_catalog(base, key))
         except Exception as exc:  # noqa: BLE001 - a client's failure, said in one line

@@ -257,6 +257,22 @@ async def check_front_door(base: str, credential: str | None, services: list[str
     return result
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def refuse_plain_http(base: str, credential: str | None) -> None:
+    """A key or token goes to https URLs, or to a fleet on this machine: never in clear
+    over a network."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    if credential and parts.scheme != "https" and parts.hostname not in LOOPBACK:
+        raise FleetError(
+            f"not sending a key or token in clear to {parts.hostname}: use an https URL "
+            "(or a fleet on 127.0.0.1)"
+        )
+
+
 def credential(args: argparse.Namespace) -> str | None:
     """The caller's credential: --key, a Cognito machine token (--token), or MCP_API_KEY."""
     if args.key:
@@ -285,14 +301,14 @@ def _target(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     base, names = _target(args)
+    key = credential(args)
+    refuse_plain_http(base, key)
     if args.service:
         unknown = [name for name in args.service if name not in names]
         if unknown:
             raise FleetError(f"no service {', '.join(map(repr, unknown))} at {base}")
         names = args.service
-    results = asyncio.run(
-        smoke(base, names, credential(args), _expected_tools(), front_door=not args.service)
-    )
+    results = asyncio.run(smoke(base, names, key, _expected_tools(), front_door=not args.service))
     for result in results:
         out(result.line())
     failed = [result.service for result in results if not result.ok]

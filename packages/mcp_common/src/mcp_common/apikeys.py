@@ -170,20 +170,23 @@ class SsmParameterBatch:
     """Many SSM parameters of key records read together, for one reader of them all (the
     front door, which checks a credential against every service's own records): one client,
     and GetParameters with ten names a call, so 200 services cost 20 calls, not 200 clients
-    and 200 calls. Reads that ask within COALESCE_SECONDS of the last one share it (the
-    services' stores start, and expire, together)."""
+    and 200 calls. One read runs at a time; reads asked within COALESCE_SECONDS of the last
+    one's end share its outcome, a failure included (the services' stores start, expire and
+    retry together). A batch that fails fails its own ten names only."""
 
     COALESCE_SECONDS: Final = 5.0
     BATCH: Final = 10
     """GetParameters' limit of names a call."""
 
-    def __init__(self, names: list[str], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, names: list[str], clock: Callable[[], float] = time.monotonic, client: Any = None
+    ) -> None:
         self.names = sorted(set(names))
         self.clock = clock
-        self._values: dict[str, str] = {}
+        self._outcomes: dict[str, str | Exception] = {}
         self._read_at: float | None = None
         self._lock = threading.Lock()
-        self._client: Any = None
+        self._client = client
 
     def source(self, name: str) -> KeySource:
         """The key source of one parameter of the batch."""
@@ -193,29 +196,32 @@ class SsmParameterBatch:
 
     def read(self, name: str) -> str:
         with self._lock:
-            now = self.clock()
-            if self._read_at is None or now - self._read_at > self.COALESCE_SECONDS:
-                self._values = self._read_all()
-                self._read_at = now
-            values = self._values
-        if name not in values:
-            raise LookupError(f"SSM parameter {name} does not exist")
-        return values[name]
+            if self._read_at is None or self.clock() - self._read_at > self.COALESCE_SECONDS:
+                self._outcomes = self._read_all()
+                self._read_at = self.clock()  # when the read ended: a slow one still coalesces
+            outcome = self._outcomes.get(name, LookupError(f"SSM parameter {name} does not exist"))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    def _read_all(self) -> dict[str, str]:
-        if self._client is None:
-            self._client = aws_client("ssm")
-        values: dict[str, str] = {}
+    def _read_all(self) -> dict[str, str | Exception]:
+        outcomes: dict[str, str | Exception] = {}
         for start in range(0, len(self.names), self.BATCH):
             names = self.names[start : start + self.BATCH]
-            answer = self._client.get_parameters(Names=names, WithDecryption=True)
-            values.update({p["Name"]: p["Value"] for p in answer.get("Parameters", [])})
-        return values
+            try:
+                if self._client is None:
+                    self._client = aws_client("ssm")
+                answer = self._client.get_parameters(Names=names, WithDecryption=True)
+            except Exception as exc:  # noqa: BLE001 - this batch's names report it
+                outcomes.update(dict.fromkeys(names, exc))
+                continue
+            outcomes.update({p["Name"]: p["Value"] for p in answer.get("Parameters", [])})
+        return outcomes
 
     def forget_client(self) -> None:
         """Drop the client, its credentials and connections, and what was read."""
         with self._lock:
-            self._client, self._values, self._read_at = None, {}, None
+            self._client, self._outcomes, self._read_at = None, {}, None
 
 
 class _BatchedParameter:

@@ -257,6 +257,26 @@ def public_base_url(
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
+def refusal_response(denied: Denied, metadata_url: str, scopes: list[str]) -> JSONResponse:
+    """The answer to a refused credential (a service's, the front door's alike): a 503 with
+    Retry-After, or a 401/403 whose RFC 6750 challenge names the error, the scopes to ask
+    for, and the RFC 9728 metadata to follow."""
+    headers: dict[str, str] = {}
+    if denied.status == 503:
+        headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    else:
+        challenge = ['realm="mcp"']
+        if denied.error:
+            challenge.append(f'error="{denied.error}"')
+            challenge.append(f'error_description="{_quoted(denied.description)}"')
+        if scopes:
+            challenge.append(f'scope="{_quoted(" ".join(scopes))}"')
+        challenge.append(f'resource_metadata="{_quoted(metadata_url)}"')
+        headers["www-authenticate"] = "Bearer " + ", ".join(challenge)
+    body = {"error": denied.error or "invalid_request", "error_description": denied.description}
+    return JSONResponse(body, status_code=denied.status, headers=headers)
+
+
 def _quoted(text: str) -> str:
     """A header parameter value: printable ASCII without quotes or backslashes."""
     return "".join(c for c in text if c.isascii() and c.isprintable() and c not in '"\\')
@@ -358,19 +378,6 @@ class AuthMiddleware:
             record.error = denied.error or "missing_credential"
             record.principal = denied.principal
             record.refusal = "auth"
-        response_headers: dict[str, str] = {}
-        if denied.status == 503:
-            response_headers["retry-after"] = str(RETRY_AFTER_SECONDS)
-        else:
-            challenge = ['realm="mcp"']
-            if denied.error:
-                challenge.append(f'error="{denied.error}"')
-                challenge.append(f'error_description="{_quoted(denied.description)}"')
-            if self.jwt and self.scopes:
-                challenge.append(f'scope="{_quoted(" ".join(self.scopes))}"')
-            metadata_url = f"{self._base_url(scope, headers)}{self.metadata_path}"
-            challenge.append(f'resource_metadata="{_quoted(metadata_url)}"')
-            response_headers["www-authenticate"] = "Bearer " + ", ".join(challenge)
-        body = {"error": denied.error or "invalid_request", "error_description": denied.description}
-        response = JSONResponse(body, status_code=denied.status, headers=response_headers)
-        await response(scope, receive, send)
+        metadata_url = f"{self._base_url(scope, headers)}{self.metadata_path}"
+        scopes = self.scopes if self.jwt else []
+        await refusal_response(denied, metadata_url, scopes)(scope, receive, send)

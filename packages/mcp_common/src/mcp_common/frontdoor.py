@@ -44,6 +44,7 @@ from mcp_common.auth import (
     acting_as,
     build_authenticator,
     public_base_url,
+    refusal_response,
     request_credential,
 )
 from mcp_common.hardening import STATELESS_REVISIONS
@@ -71,6 +72,8 @@ DEADLINE_MARGIN_SECONDS = 2.0
 the catalog): the service's own answer at its deadline reaches the caller first."""
 META_KEY = "fleet"
 """A listed tool's `_meta` key naming its service and its own name there (`fleet list`)."""
+SEARCH_PREFIX = "/search"
+"""Where the search endpoint's `/mcp` is mounted: `/search/mcp`."""
 FRONT_DOOR = "mcp"
 """The front door's name where a service's would go (a reserved service name)."""
 
@@ -206,8 +209,9 @@ class LambdaUpstream:
                 raise UpstreamFailed(f"the function failed ({answer['FunctionError']})")
             text = response.get("body") or ""
             content = base64.b64decode(text) if response.get("isBase64Encoded") else text.encode()
-            received = {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()}
-            yield Answer(int(response.get("statusCode", 502)), received, _once(content))
+            yield Answer(
+                int(response.get("statusCode", 502)), _proxy_headers(response), _once(content)
+            )
             return
         chunks = self._chunks(function, payload)
         try:
@@ -258,6 +262,18 @@ class LambdaUpstream:
         finally:
             stop.set()  # a cancelled call: the thread stops reading (the stream is dropped)
             reader.cancel()
+
+
+def _proxy_headers(response: Mapping[str, Any]) -> dict[str, str]:
+    """A REST proxy response's headers, lower-case: `multiValueHeaders` (where the Web
+    Adapter puts them for a REST API) and `headers`, the latter winning."""
+    merged = {
+        name.lower(): ", ".join(map(str, values))
+        for name, values in (response.get("multiValueHeaders") or {}).items()
+        if isinstance(values, list)
+    }
+    merged.update({k.lower(): str(v) for k, v in (response.get("headers") or {}).items()})
+    return merged
 
 
 async def _once(content: bytes) -> AsyncIterator[bytes]:
@@ -444,7 +460,7 @@ class Caller:
 
 class Visibility:
     """Which services a credential may call, checked as each service checks it, cached
-    briefly by the credential's digest (a revocation shows within VISIBILITY_TTL_SECONDS).
+    briefly by the credential's digest (VISIBILITY_TTL_SECONDS after its key records do).
 
     One authenticator answers for every service (a token's issuer, or one set of key
     records, is the fleet's), except with key records per service in SSM
@@ -477,7 +493,11 @@ class Visibility:
                 asyncio.to_thread(build_authenticator, self.settings, service, source)
             )
             self._authenticators[key] = building
-        return await asyncio.shield(building)
+        try:
+            return await asyncio.shield(building)
+        except Exception:
+            self._authenticators.pop(key, None)  # built again by the next request
+            raise
 
     async def caller(self, credential: str | None) -> Caller:
         """The services the credential may call and its principal there (the name each
@@ -495,10 +515,18 @@ class Visibility:
             except Denied as denied:
                 return denied
 
-        outcomes = await asyncio.gather(*(check(service) for service in self.services))
+        services, outcomes = self.services, []
+        if not self.per_service and services:
+            # One authenticator for all: a credential it does not know (401) is unknown to
+            # every service, so a forged token costs one check, not one per service.
+            outcomes.append(await check(services[0]))
+            if isinstance(outcomes[0], Denied) and outcomes[0].status == 401:
+                return self._remember(digest, Caller(frozenset(), None, outcomes[0]))
+        rest = services[len(outcomes) :]
+        outcomes += await asyncio.gather(*(check(service) for service in rest))
         principals = {
             service: outcome
-            for service, outcome in zip(self.services, outcomes, strict=True)
+            for service, outcome in zip(services, outcomes, strict=True)
             if not isinstance(outcome, Denied)
         }
         refusals = [outcome for outcome in outcomes if isinstance(outcome, Denied)]
@@ -506,8 +534,15 @@ class Visibility:
             caller = Caller(frozenset(principals), min(principals.values()))
         else:  # 401 before 403: a credential nobody knows is answered as unknown
             caller = Caller(frozenset(), None, min(refusals, key=lambda denied: denied.status))
+        if any(refusal.status == 503 for refusal in refusals):
+            return caller  # a key store that could not answer: asked again next time
+        return self._remember(digest, caller)
+
+    def _remember(self, digest: str, caller: Caller) -> Caller:
+        """Keep what a credential reaches for VISIBILITY_TTL_SECONDS, the oldest entry
+        forgotten first when full (a flood of new credentials never empties it at once)."""
         if len(self._cache) >= VISIBILITY_CACHE:
-            self._cache.clear()
+            self._cache.pop(next(iter(self._cache)))
         self._cache[digest] = (time.monotonic() + VISIBILITY_TTL_SECONDS, caller)
         return caller
 
@@ -607,18 +642,11 @@ class _Edge:
             return
         caller = await self.visibility.caller(request_credential(raw))
         refusal = caller.refusal
-        if refusal is not None:
-            body = {"error": refusal.error, "error_description": str(refusal)}
-            challenge = f'Bearer error="{refusal.error}"'
-            if self.settings.effective_mode == "jwt":
-                scopes = " ".join(self.settings.scopes_for(FRONT_DOOR))
-                challenge += f', scope="{scopes}"' if scopes else ""
+        if refusal is not None:  # answered as a service answers it (one resource: the door)
             metadata = f"{base}{PROTECTED_RESOURCE_PREFIX}{scope.get('root_path', '')}/mcp"
-            challenge += f', resource_metadata="{metadata}"'
-            response = JSONResponse(
-                body, status_code=refusal.status, headers={"www-authenticate": challenge}
-            )
-            await response(scope, receive, send)
+            jwt = self.settings.effective_mode == "jwt"
+            scopes = self.settings.scopes_for(FRONT_DOOR) if jwt else []
+            await refusal_response(refusal, metadata, scopes)(scope, receive, send)
             return
         forwarded = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
         forwarded.setdefault("mcp-protocol-version", DEFAULT_PROTOCOL)
@@ -700,18 +728,18 @@ class _Forward:
     ) -> tuple[Route | None, dict[str, Any] | None]:
         """The route of a tools/call (with an id) of a tool the caller may call, its headers
         saying what its body says, else None (the MCP layer answers, a 400 included)."""
-        try:
-            message = json.loads(body)
-        except ValueError:
-            return None, None
+        from mcp_common import untrusted
+
+        message = untrusted.loads(body)  # deep nesting, bad UTF-8: the MCP layer answers
         if not isinstance(message, dict) or message.get("method") != "tools/call":
             return None, None
         params = message.get("params")
         if "id" not in message or not isinstance(params, dict):
             return None, None
-        route = self.routes.get(params.get("name"))  # type: ignore[arg-type]
-        if not _headers_agree(scope, params.get("name")):
+        name = params.get("name")
+        if not isinstance(name, str) or not _headers_agree(scope, name):
             return None, None
+        route = self.routes.get(name)
         allowed = _allowed.get()
         if route is None or (allowed is not None and route.service not in allowed):
             return None, None  # the MCP layer answers "unknown tool", as for any other name
@@ -725,7 +753,7 @@ class _Forward:
 
         accept = next((v for k, v in scope["headers"] if k == b"accept"), b"").decode("latin-1")
         headers = {**_request_headers(call, _headers.get()), "accept": accept}
-        started = False
+        started: str | None = None  # the answer's content type, once it has begun
 
         async def relay() -> None:
             nonlocal started
@@ -739,16 +767,29 @@ class _Forward:
                 await send(
                     {"type": "http.response.start", "status": answer.status, "headers": relayed}
                 )
-                started = True
+                started = answer.headers.get("content-type", "")
                 async for chunk in answer.body:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         async def answer_instead(text: str) -> None:
-            if started:  # the answer has begun: end it where it is
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            """The call's answer when the service's cannot be: a tool error, as its own
+            event when a stream has begun (its caller waits for a response), else whole."""
+            if started is None:
+                await tool_error_response(scope, call["id"], text)(scope, _nothing, send)
                 return
-            await tool_error_response(scope, call["id"], text)(scope, _nothing, send)
+            if started.startswith("text/event-stream"):
+                error = tool_error_response(scope, call["id"], text).body
+                event = b"\n\nevent: message\ndata: " + bytes(error) + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def end_cancelled() -> None:
+            """A call its caller cancelled gets no response (the spec's SHOULD NOT): an
+            empty answer, or the end of the stream begun."""
+            if started is None:
+                await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         task = asyncio.ensure_future(relay())
         gone = asyncio.ensure_future(_disconnected(receive))
@@ -773,7 +814,7 @@ class _Forward:
             if gone.done():
                 return  # the caller left: nobody to answer
             if in_flight is not None and in_flight.cancelled_by_client:
-                await answer_instead("the call was cancelled by the client")
+                await end_cancelled()
                 return
             raise
         except Exception as failure:  # noqa: BLE001 - unreachable, or not an answer
@@ -813,7 +854,11 @@ async def _nothing() -> dict[str, Any]:
 
 
 def frontdoor_app(
-    catalog: Mapping[str, Any], upstream: Upstream, settings: AppSettings, search: bool = False
+    catalog: Mapping[str, Any],
+    upstream: Upstream,
+    settings: AppSettings,
+    search: bool = False,
+    visibility: Visibility | None = None,
 ) -> Any:
     """The front door's Starlette app, its MCP endpoint at `/mcp`, behind what guards every
     service (hardening.py, streaming.py): bounded bodies and envelopes, calls in flight per
@@ -831,7 +876,9 @@ def frontdoor_app(
         tool_name(s, t["name"]) for s, entry in catalog.items() for t in entry.get("tools", [])
     ]
     middleware = [
-        StarletteMiddleware(_Edge, visibility=Visibility(sorted(catalog), settings.auth)),
+        StarletteMiddleware(
+            _Edge, visibility=visibility or Visibility(sorted(catalog), settings.auth)
+        ),
         StarletteMiddleware(
             RequestGuardMiddleware,
             mcp_path="/mcp",
@@ -870,9 +917,21 @@ def fleet_app(catalog: Mapping[str, Any], upstream: Upstream, settings: Any) -> 
 
     from mcp_common.hardening import HostOriginGuardMiddleware
 
-    direct = frontdoor_app(catalog, upstream, settings)
-    search = frontdoor_app(catalog, upstream, settings, search=True)
+    visibility = Visibility(sorted(catalog), settings.auth)  # one for both endpoints
+    direct = frontdoor_app(catalog, upstream, settings, visibility=visibility)
+    search = frontdoor_app(catalog, upstream, settings, search=True, visibility=visibility)
     tools = sum(len(entry.get("tools", [])) for entry in catalog.values())
+
+    async def endpoints(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """`/search/mcp` to the search endpoint as its own `/mcp` (so its edge guards it as
+        the other's), everything else to `/mcp`'s."""
+        path = scope.get("path", "")
+        if path.startswith(SEARCH_PREFIX + "/"):
+            root = scope.get("root_path", "") + SEARCH_PREFIX
+            scope = {**scope, "path": path[len(SEARCH_PREFIX) :], "root_path": root}
+            await search(scope, receive, send)
+            return
+        await direct(scope, receive, send)
 
     async def health(_: Any) -> JSONResponse:
         return JSONResponse({"status": "ok", "services": len(catalog), "tools": tools})
@@ -883,7 +942,7 @@ def fleet_app(catalog: Mapping[str, Any], upstream: Upstream, settings: Any) -> 
             yield
 
     app = Starlette(
-        routes=[Route("/health", health), Mount("/search", app=search), Mount("/", app=direct)],
+        routes=[Route("/health", health), Mount("/", app=endpoints)],
         lifespan=lifespan,
     )
     http = settings.http
