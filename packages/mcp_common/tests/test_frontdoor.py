@@ -542,3 +542,22 @@ def test_a_failed_batch_fails_its_own_services_and_is_shared_not_retried_by_each
         with pytest.raises(LookupError, match="does not exist"):
             batch.read(names[0])
         assert batch.read(names[10]) == "[]"
+
+
+def test_a_lambda_invoke_carries_the_callers_api_domain_and_stage():
+    """An attacker's review: a service refusing a forwarded call named its metadata at
+    `http://<host>/...` without the stage (the invoke's request context had neither), a URL
+    no client can reach. The adapter's request context (no client can forge it) is passed on."""
+    from mcp_common.frontdoor import LambdaUpstream, _gateway, _gateway_context
+
+    context = json.dumps({"domainName": "api.example.com", "stage": "prod", "other": 1})
+    gateway = _gateway_context({b"x-amzn-request-context": context.encode()})
+    assert gateway == {"domainName": "api.example.com", "stage": "prod"}
+    token = _gateway.set(gateway)
+    try:
+        event = LambdaUpstream("fleet", set()).event("math", b"{}", {"host": "api.example.com"})
+    finally:
+        _gateway.reset(token)
+    assert event["requestContext"]["domainName"] == "api.example.com"
+    assert event["requestContext"]["stage"] == "prod"
+    assert event["path"] == "/math/mcp"

@@ -79,6 +79,9 @@ FRONT_DOOR = "mcp"
 
 _allowed: ContextVar[frozenset[str] | None] = ContextVar("frontdoor_allowed", default=None)
 _headers: ContextVar[dict[str, str]] = ContextVar("frontdoor_headers", default={})  # noqa: B039
+_gateway: ContextVar[dict[str, str]] = ContextVar("frontdoor_gateway", default={})  # noqa: B039
+"""The API's domain and stage the caller came through (deployed): a forwarded call carries
+them, so the service names its public URLs (its RFC 9728 metadata) as a direct call would."""
 
 
 def _request_headers(message: dict[str, Any], headers: Mapping[str, str]) -> dict[str, str]:
@@ -189,6 +192,7 @@ class LambdaUpstream:
                 "requestId": str(uuid.uuid4()),
                 "stage": "frontdoor",
                 "identity": {"sourceIp": "127.0.0.1"},
+                **_gateway.get(),  # the caller's API domain and stage
             },
             "body": body.decode(),
             "isBase64Encoded": False,
@@ -651,6 +655,7 @@ class _Edge:
         forwarded = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
         forwarded.setdefault("mcp-protocol-version", DEFAULT_PROTOCOL)
         allowed_token, headers_token = _allowed.set(caller.services), _headers.set(forwarded)
+        gateway_token = _gateway.set(_gateway_context(raw) if running_in_lambda() else {})
         try:
             # The front door's own limits (calls in flight, cancellation) are the caller's,
             # under the name the services give it.
@@ -659,6 +664,7 @@ class _Edge:
         finally:
             _allowed.reset(allowed_token)
             _headers.reset(headers_token)
+            _gateway.reset(gateway_token)
 
 
 RELAYED_HEADERS = frozenset({"content-type", "cache-control", "www-authenticate", "retry-after"})
@@ -851,6 +857,19 @@ async def _disconnected(receive: Any) -> None:
 
 async def _nothing() -> dict[str, Any]:
     return {"type": "http.disconnect"}
+
+
+def _gateway_context(headers: dict[bytes, bytes]) -> dict[str, str]:
+    """The domain and stage of the API request the Web Adapter passed on (its request
+    context, which no client can forge)."""
+    from mcp_common.logs import json_header
+
+    context = json_header(headers, b"x-amzn-request-context")
+    return {
+        name: value
+        for name in ("domainName", "stage")
+        if isinstance(value := context.get(name), str) and value
+    }
 
 
 def frontdoor_app(
