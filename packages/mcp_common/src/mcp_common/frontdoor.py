@@ -398,18 +398,11 @@ def _forwarded_tool(
             except Refused as refused:
                 raise ToolError(f"service {service!r} refused the credential ({refused})") from None
             except TimeoutError:
-                raise ToolError(
-                    f"service {service!r} did not answer within {deadline:g} s; try again"
-                ) from None
+                raise ToolError(_too_late(service, deadline)) from None
             except MCPError:
                 raise  # the service's own JSON-RPC error, kept as it is
             except Exception as failure:  # noqa: BLE001 - unreachable, or not an MCP answer
-                logger.warning(
-                    "front door: service %r failed the call: %s", service, type(failure).__name__
-                )
-                raise ToolError(
-                    f"service {service!r} could not be reached ({type(failure).__name__})"
-                ) from None
+                raise ToolError(_unreachable(service, failure)) from None
             raise ToolError(f"service {service!r} ended the call without an answer")
 
     annotations = definition.get("annotations")
@@ -426,6 +419,18 @@ def _forwarded_tool(
             META_KEY: {"service": service, "tool": definition["name"]},
         },
     )
+
+
+def _too_late(service: str, deadline: float) -> str:
+    """The tool error of a call its service did not answer by its deadline."""
+    return f"service {service!r} did not answer within {deadline:g} s; try again"
+
+
+def _unreachable(service: str, failure: Exception) -> str:
+    """The tool error of a call that failed on its way (logged by kind: never a URL or a
+    value the failure may carry)."""
+    logger.warning("front door: service %r failed the call: %s", service, type(failure).__name__)
+    return f"service {service!r} could not be reached ({type(failure).__name__})"
 
 
 def _request_meta(context: Any) -> dict[str, Any]:
@@ -810,9 +815,7 @@ class _Forward:
                 await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
-            await answer_instead(
-                f"service {route.service!r} did not answer within {route.deadline:g} s; try again"
-            )
+            await answer_instead(_too_late(route.service, route.deadline))
         except asyncio.CancelledError:
             task.cancel()
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -824,12 +827,7 @@ class _Forward:
                 return
             raise
         except Exception as failure:  # noqa: BLE001 - unreachable, or not an answer
-            logger.warning(
-                "front door: service %r failed the call: %s", route.service, type(failure).__name__
-            )
-            await answer_instead(
-                f"service {route.service!r} could not be reached ({type(failure).__name__})"
-            )
+            await answer_instead(_unreachable(route.service, failure))
         finally:
             gone.cancel()
 
