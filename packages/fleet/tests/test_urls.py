@@ -22,6 +22,14 @@ OUTPUTS = {
 }
 
 
+def empty_workspace(root: Path, monkeypatch: pytest.MonkeyPatch, samconfig: str = "") -> None:
+    """A workspace with no services at `root` (its samconfig.toml, when given), as the fleet's."""
+    (root / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
+    if samconfig:
+        (root / "samconfig.toml").write_text(samconfig)
+    monkeypatch.setenv("FLEET_ROOT", str(root))
+
+
 @pytest.fixture
 def stack() -> Iterator[str]:
     with fake_aws("eu-west-1"):
@@ -125,13 +133,13 @@ def test_stack_region_and_profile_come_from_samconfig_as_sam_reads_them(
 ):
     """`fleet urls` with no flags reads the stack name and region of samconfig.toml's
     environment (`--config-env`, default `default`), as `sam deploy` does."""
-    (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
-    (tmp_path / "samconfig.toml").write_text(
+    empty_workspace(
+        tmp_path,
+        monkeypatch,
         'version = 0.1\n[default.global.parameters]\nstack_name = "mcp-fleet"\n'
         '[staging.global.parameters]\nstack_name = "fleet-staging"\n'
-        '[staging.deploy.parameters]\nregion = "eu-west-1"\n'
+        '[staging.deploy.parameters]\nregion = "eu-west-1"\n',
     )
-    monkeypatch.setenv("FLEET_ROOT", str(tmp_path))
     monkeypatch.delenv("AWS_REGION", raising=False)
     with fake_aws("eu-west-1"):
         for name in ("mcp-fleet", "fleet-staging"):
@@ -144,8 +152,7 @@ def test_stack_region_and_profile_come_from_samconfig_as_sam_reads_them(
 
 
 def test_no_stack_anywhere_is_one_line_that_says_where_to_set_it(tmp_path, monkeypatch, capsys):
-    (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
-    monkeypatch.setenv("FLEET_ROOT", str(tmp_path))
+    empty_workspace(tmp_path, monkeypatch)
     assert main(["urls"]) == 1
     assert "no stack: pass --stack, or set stack_name in samconfig.toml" in capsys.readouterr().err
 
@@ -173,13 +180,13 @@ def test_every_samconfig_environment_deploys_with_a_bucket_and_nested_stacks():
 def test_all_regions_prints_each_regions_urls(tmp_path, monkeypatch, capsys):
     """Issue 30: the fleet's regions are configuration (samconfig.toml), and `fleet urls`
     prints every region's, under its name."""
-    (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
-    (tmp_path / "samconfig.toml").write_text(
+    empty_workspace(
+        tmp_path,
+        monkeypatch,
         'version = 0.1\n[default.global.parameters]\nstack_name = "mcp-fleet"\n'
         "[default.deploy.parameters]\n"
-        'parameter_overrides = "PrimaryRegion=eu-west-1 ReplicaRegions=us-east-1"\n'
+        'parameter_overrides = "PrimaryRegion=eu-west-1 ReplicaRegions=us-east-1"\n',
     )
-    monkeypatch.setenv("FLEET_ROOT", str(tmp_path))
     with fake_aws("eu-west-1"):
         for region in ("eu-west-1", "us-east-1"):
             api = API.replace("eu-west-1", region)
