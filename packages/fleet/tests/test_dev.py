@@ -206,3 +206,45 @@ async def test_reload_follows_services_created_and_removed_while_it_runs(scratch
             assert time.monotonic() - removed < 10.0
             await asyncio.sleep(0.1)
         assert await greeting(base, later) == "Hello, Ada!"
+
+
+async def test_a_call_in_flight_when_its_service_reloads_is_still_answered(scratch_services):
+    """Regression (CI's four-teams check): a call that had reached a service's old app when a
+    reload swapped in the new one met the old app's stopped session manager: a 500."""
+    import json
+    import socket
+    import time
+
+    workspace, make = scratch_services
+    name = make("drain")
+    tool = workspace / "services" / name / "src" / f"{name}_service" / "tools" / "greeting.py"
+    app = build_fleet_app([s for s in service_dirs(workspace) if s.name == name], reload=True)
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "greet", "arguments": {"name": "Ada"}},
+    }
+    body = json.dumps(call).encode()
+    with serve(app) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                f"POST /{name}/mcp HTTP/1.1\r\nhost: {host}:{port}\r\n"
+                "content-type: application/json\r\naccept: application/json, text/event-stream\r\n"
+                f"mcp-protocol-version: 2025-11-25\r\ncontent-length: {len(body)}\r\n"
+                "connection: close\r\n\r\n".encode()
+                + body[:10]
+            )
+            await greeting(base, name)  # by now the call's head is read: it is in the old app
+            tool.write_text(tool.read_text().replace('f"Hello, {', 'f"Hi again, {'))
+            edited = time.monotonic()
+            while await greeting(base, name) == "Hello, Ada!":
+                assert time.monotonic() - edited < 10.0
+            sock.sendall(body[10:])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"200", answer[:300]
+    assert b"Hello, Ada!" in payload

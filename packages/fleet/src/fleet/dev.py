@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleet.catalog import fleet_catalog, frontdoor_catalog
 from fleet.template import lambda_environment
@@ -31,6 +31,8 @@ from mcp_common.settings import HttpSettings
 
 WELL_KNOWN = ".well-known"
 RELOAD_POLL_SECONDS = 0.3
+DRAIN_MARGIN_SECONDS = 2.0
+"""How long past its tool deadline a replaced app may take to answer the calls it holds."""
 logger = logging.getLogger("fleet.dev")
 
 
@@ -53,13 +55,33 @@ class Served:
 
 @dataclass
 class Lifespan:
-    """A service's lifespan, run by a task of its own: entered and left in one context, as
-    fastmcp's context variables require (a rebuild starts the new app before the old stops)."""
+    """An app's lifespan, run by a task of its own: entered and left in one context, as
+    fastmcp's context variables require (a rebuild starts the new app before the old stops).
+
+    It counts the requests the app is serving: a rebuild stops the old app only once the calls
+    that reached it are answered (or after `drain_seconds`, the longest a call may take there),
+    since its session manager stops with it."""
 
     task: asyncio.Task[None]
     stop: asyncio.Event
+    drain_seconds: float
+    in_flight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            await app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
 
     async def close(self) -> None:
+        if self.in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), self.drain_seconds)
         self.stop.set()
         with contextlib.suppress(Exception):
             await self.task
@@ -141,6 +163,7 @@ class FleetApp:
         `/search/mcp`, rebuilt when a service is rebuilt, added or dropped."""
         self._front_door_lock = asyncio.Lock()
         self._visibility: Any = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @property
     def apps(self) -> dict[str, Starlette]:
@@ -172,16 +195,20 @@ class FleetApp:
             return
         prefix = FRONT_DOORS.get(scope["path"])
         if prefix is not None:  # the whole fleet at one endpoint (mcp_common.frontdoor)
-            app = await self._front_door(prefix)
+            app, lifespan = await self._front_door(prefix)
             inner = {**scope, "path": "/mcp", "root_path": scope.get("root_path", "") + prefix}
-            await app(inner, receive, send)
+            await lifespan.serve(app, inner, receive, send)
             return
         if scope["path"] in FRONT_DOOR_METADATA:  # its RFC 9728 metadata, one resource
-            await (await self._front_door(""))(scope, receive, send)
+            app, lifespan = await self._front_door("")
+            await lifespan.serve(app, scope, receive, send)
             return
         served = self.served.get(self._service_for(scope["path"]) or "")
         if served is not None and isinstance(served.app, Starlette):
-            await served.app(scope, receive, send)
+            if served.lifespan is None:  # not started: its own answer says so
+                await served.app(scope, receive, send)
+            else:
+                await served.lifespan.serve(served.app, scope, receive, send)
             return
         await self.own(scope, receive, send)
 
@@ -221,15 +248,15 @@ class FleetApp:
             return None
         return set(caller.services)
 
-    async def _front_door(self, prefix: str) -> Any:
-        """The front door at `<prefix>/mcp`, over the services as they are now."""
+    async def _front_door(self, prefix: str) -> tuple[Any, Lifespan]:
+        """The front door at `<prefix>/mcp` over the services as they are now, and its lifespan."""
         async with self._front_door_lock:
             apps = self.apps
             built = self.front_doors.get(prefix)
             if built is not None and built[0] == apps:
-                return built[1]
+                return built[1], built[2]
             if built is not None:
-                await built[2].close()
+                self._retire(built[2])
             import httpx2 as httpx
 
             from mcp_common.frontdoor import HttpUpstream, frontdoor_app
@@ -260,8 +287,10 @@ class FleetApp:
             guarded = HostOriginGuardMiddleware(
                 app, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
             )
-            self.front_doors[prefix] = (apps, guarded, Lifespan(task, stop))
-            return guarded
+            drain = max(catalog[name]["deadline_seconds"] for name in catalog) if catalog else 0
+            lifespan = Lifespan(task, stop, drain + 2 * DRAIN_MARGIN_SECONDS)
+            self.front_doors[prefix] = (apps, guarded, lifespan)
+            return guarded, lifespan
 
     async def _start(self, served: Served) -> None:
         """Start the service's lifespan (priming included) in a task that holds it until the
@@ -287,7 +316,15 @@ class FleetApp:
             logger.error("service %r cannot start: %s", served.folder.name, failure)
             served.app = Broken(f"{type(failure).__name__}: {failure}")
             return
-        served.lifespan = Lifespan(task, stop)
+        deadline = app.state.settings.http.tool_timeout_seconds
+        served.lifespan = Lifespan(task, stop, deadline + DRAIN_MARGIN_SECONDS)
+
+    def _retire(self, lifespan: Lifespan) -> None:
+        """Stop a replaced app once it has answered its calls, without holding up the caller
+        (the watcher goes on following the other services meanwhile)."""
+        task = asyncio.create_task(lifespan.close())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -306,6 +343,7 @@ class FleetApp:
                 await served.lifespan.close()
         for _, _, lifespan in self.front_doors.values():
             await lifespan.close()
+        await asyncio.gather(*self._retiring)
         await send({"type": "lifespan.shutdown.complete"})
 
     async def follow_folders(self) -> None:
@@ -316,7 +354,7 @@ class FleetApp:
         for name in [name for name in self.served if name not in folders]:
             gone = self.served.pop(name)
             if gone.lifespan is not None:
-                await gone.lifespan.close()
+                self._retire(gone.lifespan)
             logger.warning("service %r removed", name)
         for name, folder in folders.items():
             if name in self.served or not folder.package_dir.is_dir():
@@ -361,7 +399,7 @@ class FleetApp:
         old = served.lifespan
         served.app, served.lifespan = fresh.app, fresh.lifespan
         if old is not None:
-            await old.close()
+            self._retire(old)
         state = "broken" if isinstance(served.app, Broken) else "reloaded"
         logger.warning("service %r %s", name, state)
 
