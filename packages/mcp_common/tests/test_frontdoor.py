@@ -189,9 +189,12 @@ async def test_a_caller_that_leaves_stops_the_services_tool(door, service):
         await wait_until(lambda: module.STOPPED.get("left") == 1)
 
 
-async def cancel_through_the_door(door: str, label: str, canceller: str) -> tuple[int, str]:
-    """Start a call as alice through the front door, then post notifications/cancelled for
-    its id with `canceller`'s key; (the cancellation's status, the rest of the call's stream)."""
+async def cancel_through_the_door(
+    door: str, label: str, canceller: str, caller: str = KEY
+) -> tuple[int, str]:
+    """Start a call with `caller`'s key (alice's) through the front door, then post
+    notifications/cancelled for its id with `canceller`'s key; (the cancellation's status,
+    the rest of the call's stream)."""
     body = {
         "jsonrpc": "2.0",
         "id": 42,
@@ -206,7 +209,7 @@ async def cancel_through_the_door(door: str, label: str, canceller: str) -> tupl
     url = f"{door}/mcp"
     async with (
         httpx.AsyncClient(timeout=10) as http,
-        http.stream("POST", url, json=body, headers={**MCP_HEADERS, "x-api-key": KEY}) as stream,
+        http.stream("POST", url, json=body, headers={**MCP_HEADERS, "x-api-key": caller}) as stream,
     ):
         lines = stream.aiter_lines()
         async for line in lines:
@@ -356,12 +359,40 @@ def test_with_key_records_per_service_in_ssm_each_services_own_decide_read_ten_a
 
         only_one, everyone, nobody = asyncio.run(callers())
     assert only_one.services == {"svc03"}
-    assert only_one.principal == "eve"
+    assert only_one.principal == "svc03/eve"
     assert everyone.services == set(services)
     assert nobody.services == frozenset()
     assert nobody.refusal is not None
     assert nobody.refusal.status == 401
     assert calls == ["GetParameters"] * 3  # 25 parameters, ten a call, read once for all
+
+
+async def test_a_key_named_like_another_services_key_cancels_nothing_of_its(service):
+    """Key records per service in SSM: each team names its own keys. A team that names its key
+    as another service's caller is named is not that caller at the front door: it cancelled
+    that caller's calls there (and shared its calls-in-flight share), which it could not do
+    calling directly, since the other service does not know its key at all."""
+    import boto3
+
+    from fleet.testing import fake_aws
+    from mcp_common.frontdoor import HttpUpstream, frontdoor_app
+
+    prefix = "/mcp-fleet/t/api-keys"
+    namesake = "mcpk_frontdoor_namesake_0123456789"
+    own = {"streamer": (KEY, "alice"), "other": (namesake, "alice")}
+    with fake_aws():
+        ssm = boto3.client("ssm")
+        for name, (key, record) in own.items():
+            value = json.dumps([{"name": record, "sha256": hash_key(key), "services": ["*"]}])
+            ssm.put_parameter(Name=f"{prefix}/{name}", Value=value, Type="SecureString")
+        door_settings = app_settings(MCP_AUTH="api_key", MCP_API_KEYS_SSM_PREFIX=prefix)
+        catalog = {name: {"tools": [DEFINITION]} for name in own}
+        upstream = HttpUpstream(httpx.AsyncClient(timeout=10), service[0])
+        with serve(frontdoor_app(catalog, upstream, door_settings)) as base:
+            status, rest = await cancel_through_the_door(base, "namesake", canceller=namesake)
+    assert status == 202
+    assert "counted 24" in rest
+    assert "namesake" not in service[1].STOPPED
 
 
 def small_bodies() -> Any:

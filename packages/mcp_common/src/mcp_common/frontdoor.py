@@ -534,7 +534,7 @@ class Visibility:
         rest = services[len(outcomes) :]
         outcomes += await asyncio.gather(*(check(service) for service in rest))
         principals = {
-            service: outcome
+            service: self._principal(service, outcome)
             for service, outcome in zip(services, outcomes, strict=True)
             if not isinstance(outcome, Denied)
         }
@@ -546,6 +546,13 @@ class Visibility:
         if any(refusal.status == 503 for refusal in refusals):
             return caller  # a key store that could not answer: asked again next time
         return self._remember(digest, caller)
+
+    def _principal(self, service: str, name: str) -> str:
+        """Who the caller is at the front door. With key records per service each team names
+        its own keys, so a name is the caller only within its service (`<service>/<name>`;
+        neither holds a `/`): two teams' keys that share a name never share calls in flight
+        or cancel each other's calls here."""
+        return f"{service}/{name}" if self.per_service else name
 
     def _remember(self, digest: str, caller: Caller) -> Caller:
         """Keep what a credential reaches for VISIBILITY_TTL_SECONDS, the oldest entry
