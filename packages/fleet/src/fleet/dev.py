@@ -287,7 +287,7 @@ class FleetApp:
             guarded = HostOriginGuardMiddleware(
                 app, allowed_hosts=http.allowed_hosts, allowed_origins=http.allowed_origins
             )
-            drain = max(catalog[name]["deadline_seconds"] for name in catalog) if catalog else 0
+            drain = max((entry["deadline_seconds"] for entry in catalog.values()), default=0)
             lifespan = Lifespan(task, stop, drain + 2 * DRAIN_MARGIN_SECONDS)
             self.front_doors[prefix] = (apps, guarded, lifespan)
             return guarded, lifespan
