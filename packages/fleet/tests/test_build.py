@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -108,6 +109,35 @@ def test_an_interpreter_behind_a_shim_is_found_as_itself(tmp_path, monkeypatch):
     assert found is not None
     assert Path(found).resolve() == Path(sys.executable).resolve()
     assert found != str(shim)
+
+
+def test_a_shim_on_path_is_not_started_when_the_interpreter_itself_is_at_hand(
+    tmp_path, monkeypatch
+):
+    """pyenv's shims are shell scripts that cost ~0.25 s a start, and every per-service
+    `fleet build` of a `sam build` looked its interpreter up through one: 50 s of CPU at 200
+    services. An interpreter found as itself (here, pyenv's versions folder) is preferred."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    started = tmp_path / "shim-started"
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / f"python{version}"
+    shim.write_text(f'#!/bin/sh\ntouch "{started}"\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    real = tmp_path / "pyenv" / "versions" / f"{version}.99" / "bin" / f"python{version}"
+    real.parent.mkdir(parents=True)
+    real.symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.delenv("FLEET_PYTHON" + version.replace(".", ""), raising=False)
+    find_python.cache_clear()
+    try:
+        found = find_python(version)
+    finally:
+        find_python.cache_clear()
+    assert found is not None
+    assert Path(found).resolve() == Path(sys.executable).resolve()
+    assert not started.exists()
 
 
 def test_every_clone_shares_one_host_layer(monkeypatch):
